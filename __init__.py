@@ -1,0 +1,37 @@
+"""Text to Texture: texture the selected meshes from a text prompt.
+
+This file only registers; everything else lives in the packages it names.
+"""
+
+import bpy
+
+from . import preferences
+from .blender import props, pump
+from .operators import generate, jobs
+from .panels import sidebar
+
+_register, _unregister = bpy.utils.register_classes_factory(
+    (
+        *preferences.classes,
+        *props.classes,
+        generate.T2T_OT_generate,
+        jobs.T2T_OT_cancel_job,
+        jobs.T2T_OT_cancel_all,
+        jobs.T2T_OT_reapply,
+        jobs.T2T_OT_retry,
+        jobs.T2T_OT_clear_finished,
+        *sidebar.classes,
+    )
+)
+
+
+def register() -> None:
+    _register()
+    props.attach()
+    pump.register()
+
+
+def unregister() -> None:
+    pump.unregister()
+    props.detach()
+    _unregister()

@@ -1,0 +1,1 @@
+"""Blender data helpers: export, UVs, images, materials, scene records, the main-thread pump."""

@@ -1,0 +1,490 @@
+"""The main-thread side of the job system: create jobs, pump events, apply results.
+
+Only this module's `Engine.tick()` (called by the modal operator's timer, by a `bpy.app.timers`
+pump for resumed jobs, or in a loop by the blocking path) reads or writes Blender data for jobs.
+Workers in `jobs.runner` never do; they post snapshots that `tick()` drains.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..jobs.job import Job, State, new_job_id
+from ..jobs.journal import Journal
+from ..jobs.runner import Runner
+from ..providers.base import (
+    BASE_COLOR,
+    HEIGHT,
+    METALLIC,
+    NORMAL,
+    ROUGHNESS,
+    Provider,
+    TextureRequest,
+)
+from ..providers.registry import LABELS, provider_class, resolve_config, unavailable_reason
+from . import addon
+from .export import ExportError, export_mesh
+from .images import load_map
+from .material import assign_material, build_material
+from .uvs import UVError, ensure_uvs
+
+log = logging.getLogger(__name__)
+
+# Main-thread budget per tick for exports and applies; one of each always goes through.
+TICK_BUDGET_S = 0.008
+
+
+@dataclass
+class TickResult:
+    changed: bool = False
+    active: int = 0  # jobs not yet terminal
+    finished: list[str] = field(default_factory=list)  # job ids that ended this tick
+
+
+@dataclass
+class Batch:
+    job_ids: list[str]
+    skipped: list[str]  # one line per object that was not started
+
+
+def _safe_stem(name: str) -> str:
+    stem = re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE).strip("._") or "object"
+    return stem[:48]
+
+
+def online_blocker(provider_id: str) -> str:
+    """One line saying why this provider cannot be used right now, or ""."""
+    reason = unavailable_reason(provider_id)
+    if reason:
+        return reason
+    cls = provider_class(provider_id)
+    if cls is not None and not cls.offline and not bpy.app.online_access:
+        return (
+            f"{LABELS[provider_id]} needs online access: turn on Preferences > System > "
+            "Network > Allow Online Access (the offline provider works without it)"
+        )
+    return ""
+
+
+def valid_target(obj: bpy.types.Object) -> str:
+    """"" when the object can be textured, else the one-line reason it is skipped."""
+    if obj.type != "MESH":
+        return f"Skipped '{obj.name}': not a mesh ({obj.type.lower()})"
+    if len(obj.data.polygons) == 0:
+        return f"Skipped '{obj.name}': the mesh has no faces"
+    return ""
+
+
+def provider_config(provider_id: str) -> Any:
+    p = addon.prefs()
+    saved = p.saved_config(provider_id) if p is not None else {}
+    return resolve_config(provider_id, saved)
+
+
+class Engine:
+    def __init__(self, journal_root: str | None = None) -> None:
+        root = journal_root or str(addon.user_dir("journal"))
+        self.journal = Journal(root)
+        self.runner = Runner(self.journal)
+        self.jobs: dict[str, Job] = {}  # live jobs of this session, by id
+        self.providers: dict[str, Provider] = {}  # job id -> its provider instance
+        self.waiting: list[str] = []  # QUEUED job ids, oldest first, not yet handed to a worker
+        self.to_apply: list[str] = []  # READY job ids, applied a few per tick
+        self.modal_running = 0
+        self._record_at: dict[str, tuple[str, int]] = {}
+
+    # ---- creating jobs -----------------------------------------------------------------------
+
+    def create_jobs(
+        self, scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]
+    ) -> Batch:
+        settings = scene.text_to_texture
+        pid = settings.provider
+        cls = provider_class(pid)
+        blocker = online_blocker(pid)
+        if cls is None or blocker:
+            return Batch([], [blocker or f"Unknown provider {pid}"])
+        provider = cls(provider_config(pid))
+        missing = provider.check_ready()
+        if missing:
+            return Batch([], [missing])
+
+        batch_id = new_job_id()
+        job_ids: list[str] = []
+        skipped: list[str] = []
+        busy = {j.object_name for j in self.jobs.values() if not j.state.terminal}
+        seen_objects: set[str] = set()
+        out_dir = str(addon.texture_dir())
+        for obj in objects:
+            reason = valid_target(obj)
+            if not reason and (obj.name in busy or obj.name in seen_objects):
+                reason = f"Skipped '{obj.name}': it is already being textured"
+            if reason:
+                skipped.append(reason)
+                continue
+            try:
+                uv_name = ensure_uvs(obj, settings.uv_policy)
+            except UVError as exc:
+                skipped.append(str(exc))
+                continue
+            seen_objects.add(obj.name)
+            job = self._new_job(obj, settings, cls, out_dir)
+            self._add(scene, job, cls(provider.config), obj, uv_name, batch_id)
+            job_ids.append(job.id)
+        settings.active_job = len(settings.jobs) - 1
+        return Batch(job_ids, skipped)
+
+    def _add(
+        self,
+        scene: bpy.types.Scene,
+        job: Job,
+        provider: Provider,
+        obj: bpy.types.Object,
+        uv_name: str,
+        batch_id: str,
+    ) -> None:
+        """Journal a new job (before anything is sent), record it on the scene, queue it."""
+        self.journal.write(job)
+        self.jobs[job.id] = job
+        self.providers[job.id] = provider
+        self.waiting.append(job.id)
+        settings = scene.text_to_texture
+        rec = settings.jobs.add()
+        rec.job_id = job.id
+        rec.provider = job.provider
+        rec.object = obj
+        rec.object_name = job.object_name
+        rec.prompt = job.request.prompt
+        rec.state = job.state.value
+        rec.message = job.message
+        rec.uv_map = uv_name
+        rec.batch = batch_id
+        rec.created = job.created
+        settings.active_job = len(settings.jobs) - 1
+
+    def _new_job(
+        self, obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir: str
+    ) -> Job:
+        job_id = new_job_id()
+        request = TextureRequest(
+            job_id=job_id,
+            prompt=settings.prompt.strip(),
+            negative_prompt=settings.negative_prompt.strip(),
+            seed=int(settings.seed),
+            resolution=int(settings.resolution),
+            enable_pbr=bool(settings.enable_pbr),
+            mesh_format=cls.mesh_format,
+            out_dir=out_dir,
+            file_stem=f"{_safe_stem(obj.name)}_{job_id[:6]}",
+        )
+        return Job(
+            id=job_id,
+            provider=cls.id,
+            object_name=obj.name,
+            request=request,
+            message="Waiting to start",
+            blend_file=bpy.data.filepath,
+        )
+
+    # ---- the pump ----------------------------------------------------------------------------
+
+    def tick(self) -> TickResult:
+        """One main-thread step: start what may start, take in worker news, apply results."""
+        result = TickResult()
+        deadline = time.perf_counter() + TICK_BUDGET_S
+        self._start_waiting(deadline, result)
+        for snap in self.runner.drain():
+            self._take(snap, result)
+        self._apply_ready(deadline, result)
+        result.active = sum(1 for j in self.jobs.values() if not j.state.terminal)
+        if result.changed:
+            _redraw()
+        return result
+
+    def _start_waiting(self, deadline: float, result: TickResult) -> None:
+        started_any = False
+        for job_id in list(self.waiting):
+            job = self.jobs[job_id]
+            provider = self.providers[job_id]
+            if job.state.terminal:
+                self.waiting.remove(job_id)
+                continue
+            if self.runner.free_slots(provider) <= 0:
+                continue
+            if provider.mesh_format and started_any and time.perf_counter() > deadline:
+                break  # exports are main-thread work: spread them over ticks
+            self.waiting.remove(job_id)
+            started_any = True
+            result.changed = True
+            if provider.mesh_format and not self._export(job, provider):
+                result.finished.append(job.id)
+                continue
+            self.runner.start(job, provider)
+
+    def _export(self, job: Job, provider: Provider) -> bool:
+        rec = self.record(job.id)
+        obj = rec.object if rec is not None else None
+        if obj is None:
+            self._fail(job, f"'{job.object_name}' was deleted before it could be sent")
+            return False
+        job.move(State.EXPORTING, f"Exporting {provider.mesh_format}")
+        self.journal.write(job)
+        ext = "glb" if provider.mesh_format == "GLB" else "obj"
+        path = addon.user_dir("cache") / f"{job.id}.{ext}"
+        try:
+            export_mesh(obj, path, provider.mesh_format)
+        except (ExportError, RuntimeError) as exc:
+            self._fail(job, f"Could not export '{obj.name}': {exc}")
+            return False
+        job.request.mesh_path = str(path)
+        self._sync_record(job)
+        return True
+
+    def _take(self, snap: Job, result: TickResult) -> None:
+        if snap.id not in self.jobs:
+            return
+        self.jobs[snap.id] = snap
+        result.changed = True
+        self._sync_record(snap)
+        if snap.state is State.READY:
+            self.to_apply.append(snap.id)
+        elif snap.state.terminal:
+            self._finished(snap, result)
+
+    def _apply_ready(self, deadline: float, result: TickResult) -> None:
+        applied = 0
+        while self.to_apply and (applied == 0 or time.perf_counter() < deadline):
+            job = self.jobs[self.to_apply.pop(0)]
+            if job.state is not State.READY:
+                continue
+            self._apply(job)
+            applied += 1
+            result.changed = True
+            self._finished(job, result)
+
+    def _finished(self, job: Job, result: TickResult) -> None:
+        self.providers.pop(job.id, None)
+        result.finished.append(job.id)
+
+    def _apply(self, job: Job) -> None:
+        problem = self._apply_maps(job)
+        if problem:
+            self._fail(job, problem)
+            return
+        job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
+        self.journal.write(job)
+        self._sync_record(job)
+
+    def _apply_maps(self, job: Job) -> str:
+        """Build and assign the material; "" on success, else the one line saying why not."""
+        rec = self.record(job.id)
+        obj = rec.object if rec is not None else None
+        where = job.request.out_dir
+        if rec is None or obj is None or obj.name not in bpy.data.objects:
+            return f"'{job.object_name}' was deleted; its maps are kept in {where}"
+        uv_name = rec.uv_map
+        if obj.type != "MESH" or (uv_name and uv_name not in obj.data.uv_layers):
+            return f"'{obj.name}' lost UV map '{uv_name}'; its maps are kept in {where}"
+        p = addon.prefs()
+        pack = bool(p.pack_images) if p is not None else False
+        wanted = [BASE_COLOR, ROUGHNESS, METALLIC, NORMAL]
+        if NORMAL not in job.maps:
+            wanted.append(HEIGHT)
+        try:
+            images = {r: load_map(job.maps[r], r, pack) for r in wanted if r in job.maps}
+            if BASE_COLOR not in images:
+                raise RuntimeError("no base color map")
+            mat = build_material(f"T2T {obj.name}", images, uv_name)
+            assign_material(obj, mat)
+        except (RuntimeError, OSError) as exc:
+            return f"Could not apply the maps to '{obj.name}': {exc}"
+        rec.material = mat
+        job.object_name = obj.name
+        return ""
+
+    def reapply(self, job_id: str) -> str:
+        """Build a fresh material from a finished job's maps; "" or the reason it cannot."""
+        job = self.jobs.get(job_id) or self.journal.load(job_id)
+        if job is None or job.state not in (State.READY, State.APPLIED):
+            return "Only a job whose maps are ready can be re-applied"
+        missing = [p for p in job.maps.values() if not Path(p).is_file()]
+        if missing:
+            return f"The maps of this job are gone from {job.request.out_dir}"
+        problem = self._apply_maps(job)
+        if problem:
+            return problem
+        if job.state is State.READY:
+            job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
+        self.jobs[job.id] = job
+        self.journal.write(job)
+        self._sync_record(job)
+        return ""
+
+    def retry(self, scene: bpy.types.Scene, job_id: str) -> str:
+        """Start a new job like a failed or canceled one, for the same object; "" or why not."""
+        old = self.jobs.get(job_id) or self.journal.load(job_id)
+        rec = self.record(job_id)
+        if old is None or rec is None or rec.object is None:
+            return "The object of that job no longer exists"
+        if not old.state.terminal:
+            return "That job is still running"
+        cls = provider_class(old.provider)
+        blocker = online_blocker(old.provider)
+        if cls is None or blocker:
+            return blocker
+        job = self._new_job(rec.object, scene.text_to_texture, cls, old.request.out_dir)
+        for key in ("prompt", "negative_prompt", "seed", "resolution", "enable_pbr", "options"):
+            setattr(job.request, key, getattr(old.request, key))
+        self._add(scene, job, cls(provider_config(old.provider)), rec.object, rec.uv_map, rec.batch)
+        return ""
+
+    def _fail(self, job: Job, message: str) -> None:
+        if not job.state.terminal:
+            job.move(State.FAILED, message)
+            self.journal.write(job)
+        self._sync_record(job)
+
+    # ---- records -----------------------------------------------------------------------------
+
+    def record(self, job_id: str) -> Any:
+        """The scene's record of a job (cached by position; records can be removed or reordered)."""
+        hit = self._record_at.get(job_id)
+        if hit is not None:
+            scene = bpy.data.scenes.get(hit[0])
+            if scene is not None:
+                jobs = scene.text_to_texture.jobs
+                if hit[1] < len(jobs) and jobs[hit[1]].job_id == job_id:
+                    return jobs[hit[1]]
+        self._record_at.clear()
+        found = None
+        for scene in bpy.data.scenes:
+            for i, rec in enumerate(scene.text_to_texture.jobs):
+                self._record_at[rec.job_id] = (scene.name, i)
+                if rec.job_id == job_id:
+                    found = rec
+        return found
+
+    def _sync_record(self, job: Job) -> None:
+        rec = self.record(job.id)
+        if rec is None:
+            return
+        rec.state = job.state.value
+        rec.progress = job.progress
+        rec.message = job.message
+        rec.remote_id = job.remote_id
+        if job.state.terminal and not rec.finished:
+            rec.finished = time.time()
+
+    # ---- control -----------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return False
+        if job_id in self.waiting:
+            self.waiting.remove(job_id)
+            job.move(State.CANCELED, "Canceled")
+            self.journal.write(job)
+            self._sync_record(job)
+            return True
+        return self.runner.cancel(job_id)
+
+    def active_ids(self) -> list[str]:
+        return [j.id for j in self.jobs.values() if not j.state.terminal]
+
+    def run_blocking(self, job_ids: Iterable[str], timeout: float | None = None) -> None:
+        """The background-mode path: tick until these jobs end (or `timeout` passes)."""
+        ids = list(job_ids)
+        end = None if timeout is None else time.monotonic() + timeout
+        while any(not self.jobs[i].state.terminal for i in ids if i in self.jobs):
+            self.tick()
+            if end is not None and time.monotonic() > end:
+                break
+            time.sleep(0.02)
+        self.tick()
+
+    def resume(self) -> list[str]:
+        """After a file is opened: pick up its unfinished jobs from the journal."""
+        resumed = []
+        for scene in bpy.data.scenes:
+            for rec in scene.text_to_texture.jobs:
+                if rec.state in ("applied", "failed", "canceled") or rec.job_id in self.jobs:
+                    continue
+                job = self.journal.load(rec.job_id)
+                if job is None:
+                    rec.state = "failed"
+                    rec.message = "This job's journal entry is missing; it cannot be resumed"
+                    continue
+                cls = provider_class(job.provider)
+                self.jobs[job.id] = job
+                if cls is None:
+                    self._fail(job, f"{job.provider} is not available in this version")
+                    continue
+                provider = cls(provider_config(job.provider))
+                self.providers[job.id] = provider
+                resumed.append(job.id)
+                if job.state in (State.QUEUED, State.EXPORTING):
+                    job.state = State.QUEUED  # never sent: start over from the export
+                    self.waiting.append(job.id)
+                elif job.state.terminal:
+                    self._sync_record(job)
+                else:
+                    self.runner.resume(job, provider)
+        return resumed
+
+    def detach(self) -> None:
+        """Stop local workers without touching remote jobs; the journal keeps them for later."""
+        self.runner.kill()
+        self.runner = Runner(self.journal)
+        self.jobs.clear()
+        self.providers.clear()
+        self.waiting.clear()
+        self.to_apply.clear()
+
+    def summary(self, job_ids: Iterable[str]) -> tuple[str, list[str]]:
+        """One line for the whole batch, plus one line per job that did not end applied."""
+        ids = [i for i in job_ids if i in self.jobs]
+        done = [i for i in ids if self.jobs[i].state is State.APPLIED]
+        problems = [
+            f"'{self.jobs[i].object_name}': {self.jobs[i].message}"
+            for i in ids
+            if self.jobs[i].state is not State.APPLIED
+        ]
+        label = LABELS.get(self.jobs[ids[0]].provider, "") if ids else ""
+        return f"Textured {len(done)} of {len(ids)} object(s) with {label}", problems
+
+
+_engine: Engine | None = None
+
+
+def engine() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = Engine()
+    return _engine
+
+
+def reset_engine() -> None:
+    """Detach workers and forget the engine (unregister, tests)."""
+    global _engine
+    if _engine is not None:
+        _engine.detach()
+    _engine = None
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()

@@ -1,0 +1,99 @@
+"""Scene settings and job records, saved with the .blend (prompts and job ids, never keys)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from ..providers.registry import CHOICES
+
+UV_POLICIES = [
+    ("EXISTING_OR_UNWRAP", "Use existing, unwrap if missing",
+     "Use the object's active UV map; a mesh without UVs gets a new UV map 'T2T_UV' "
+     "(Smart UV Project). The artist's UV maps are never changed"),
+    ("EXISTING_ONLY", "Existing UVs only",
+     "Use the object's active UV map; skip objects that have none"),
+    ("ALWAYS_NEW", "Always a new UV map",
+     "Unwrap into a new UV map 'T2T_UV' even when the mesh has UVs; existing maps are kept"),
+]
+
+JOB_STATES = [
+    ("queued", "Queued", ""),
+    ("exporting", "Exporting", ""),
+    ("submitting", "Submitting", ""),
+    ("running", "Running", ""),
+    ("downloading", "Downloading", ""),
+    ("ready", "Ready", ""),
+    ("applied", "Applied", ""),
+    ("failed", "Failed", ""),
+    ("canceled", "Canceled", ""),
+]
+
+
+class T2T_JobRecord(bpy.types.PropertyGroup):
+    """One job as the scene remembers it; the journal holds the rest."""
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+    provider: StringProperty(name="Provider")  # type: ignore[valid-type]
+    object: PointerProperty(name="Object", type=bpy.types.Object)  # type: ignore[valid-type]
+    object_name: StringProperty(name="Object name")  # type: ignore[valid-type]
+    prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
+    state: EnumProperty(name="State", items=JOB_STATES, default="queued")  # type: ignore[valid-type]
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
+    message: StringProperty(name="Status")  # type: ignore[valid-type]
+    remote_id: StringProperty(name="Remote id")  # type: ignore[valid-type]
+    uv_map: StringProperty(name="UV map")  # type: ignore[valid-type]
+    material: PointerProperty(name="Material", type=bpy.types.Material)  # type: ignore[valid-type]
+    batch: StringProperty(name="Batch")  # type: ignore[valid-type]
+    created: FloatProperty(name="Created")  # type: ignore[valid-type]
+    finished: FloatProperty(name="Finished")  # type: ignore[valid-type]
+
+
+class T2T_SceneSettings(bpy.types.PropertyGroup):
+    provider: EnumProperty(  # type: ignore[valid-type]
+        name="Provider", items=CHOICES, default="PROCEDURAL",
+        description="Who makes the texture",
+    )
+    prompt: StringProperty(  # type: ignore[valid-type]
+        name="Prompt", description="What the surface should look like, e.g. "
+        "'weathered bronze with green patina'", default="",
+    )
+    negative_prompt: StringProperty(  # type: ignore[valid-type]
+        name="Negative", description="What the texture should not have", default="",
+    )
+    seed: IntProperty(  # type: ignore[valid-type]
+        name="Seed", description="Same prompt and seed give the same result", default=0, min=0,
+    )
+    resolution: EnumProperty(  # type: ignore[valid-type]
+        name="Resolution",
+        items=[("1024", "1024 px", ""), ("2048", "2048 px", ""), ("4096", "4096 px", "")],
+        default="1024",
+    )
+    enable_pbr: BoolProperty(  # type: ignore[valid-type]
+        name="PBR maps", description="Roughness, metallic and normal maps besides base color",
+        default=True,
+    )
+    uv_policy: EnumProperty(  # type: ignore[valid-type]
+        name="UVs", items=UV_POLICIES, default="EXISTING_OR_UNWRAP",
+    )
+    jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
+    active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]
+
+
+classes = (T2T_JobRecord, T2T_SceneSettings)
+
+
+def attach() -> None:
+    bpy.types.Scene.text_to_texture = PointerProperty(type=T2T_SceneSettings)  # type: ignore[attr-defined]
+
+
+def detach() -> None:
+    del bpy.types.Scene.text_to_texture  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The job engine: state machine, runner threads, journal. No bpy here."""

@@ -1,0 +1,90 @@
+"""The on-disk journal: one JSON file per job, written atomically.
+
+A job is journaled before its first request leaves the machine and at every change after, so a
+crash or a restart never loses a job the artist paid for. One file per job keeps each write
+small and lets the main thread and workers write different jobs without contention.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from .job import Job, State
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+
+    def _path(self, job_id: str) -> Path:
+        if not job_id.isalnum():  # job ids are ours (hex); refuse anything path-like
+            raise ValueError(f"bad job id {job_id!r}")
+        return self.root / f"{job_id}.json"
+
+    def write(self, job: Job) -> None:
+        data = json.dumps(job.to_dict(), indent=1, sort_keys=True)
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{job.id}.", suffix=".tmp", dir=self.root)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self._path(job.id))
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+
+    def load(self, job_id: str) -> Job | None:
+        path = self._path(job_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+            return Job.from_dict(json.loads(text))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("journal entry %s unreadable: %s", job_id, exc)
+            return None
+
+    def all(self) -> list[Job]:
+        jobs = []
+        if not self.root.is_dir():
+            return jobs
+        for path in sorted(self.root.glob("*.json")):
+            job = self.load(path.stem)
+            if job is not None:
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.created)
+
+    def unfinished(self) -> list[Job]:
+        return [j for j in self.all() if not j.state.terminal]
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            try:
+                self._path(job_id).unlink()
+            except FileNotFoundError:
+                pass
+
+    def prune(self, keep_seconds: float, now: float) -> int:
+        """Drop finished entries older than `keep_seconds`; unfinished ones are never dropped."""
+        dropped = 0
+        for job in self.all():
+            if job.state in (State.APPLIED, State.CANCELED, State.FAILED) and (
+                now - job.updated > keep_seconds
+            ):
+                self.remove(job.id)
+                dropped += 1
+        return dropped

@@ -1,0 +1,290 @@
+"""The runner: one worker thread per started job, bounded per provider, reporting by events.
+
+Workers talk to providers and the journal; they never touch Blender. Every change a worker makes
+to a job is journaled first and then posted as a snapshot on a queue that the main thread drains
+(`drain`) from its timer. A worker never re-submits a job that already has a remote id, and a job
+interrupted while being sent is never re-sent automatically unless the provider says that is free.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..providers.base import Canceled, CancelToken, Provider, ProviderError, RemoteState
+from .job import Job, State
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+
+# A poll that fails with a retryable error is tried again this many times in a row before the
+# job fails; the HTTP layer below has already retried each request with backoff.
+MAX_POLL_FAILURES = 5
+# Progress changes smaller than this are not journaled (they are still shown).
+JOURNAL_PROGRESS_STEP = 0.1
+
+
+class _Killed(BaseException):
+    """Unwinds a worker of a runner that was killed (tests simulate a crash with it)."""
+
+
+@dataclass
+class _Slot:
+    job: Job
+    provider: Provider
+    token: CancelToken = field(default_factory=CancelToken)
+    thread: threading.Thread | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        journal: Journal,
+        limits: dict[str, int] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.limits = dict(limits or {})
+        self._events: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._active: dict[str, int] = {}  # provider id -> jobs holding a concurrency slot
+        self._dead = False
+        # Pause before polling again after a failed poll: base * 2**failures, at most 30 s.
+        self.poll_retry_base = 1.0
+
+    # ---- main thread -------------------------------------------------------------------------
+
+    def limit(self, provider: type[Provider] | Provider) -> int:
+        return max(1, self.limits.get(provider.id, provider.max_concurrency))
+
+    def free_slots(self, provider: type[Provider] | Provider) -> int:
+        """How many more jobs of this provider may start now (the main thread exports that many)."""
+        with self._lock:
+            waiting = sum(
+                1 for s in self._slots.values() if s.provider.id == provider.id
+            )
+        return max(0, self.limit(provider) - waiting)
+
+    def start(self, job: Job, provider: Provider) -> None:
+        """Journal the job and hand it to a worker. The job object becomes the worker's."""
+        if job.id in self._slots:
+            raise ValueError(f"job {job.id} is already running")
+        self.journal.write(job)
+        self._launch(job, provider)
+
+    def resume(self, job: Job, provider: Provider) -> None:
+        """Pick up a journaled job after a restart, without paying for it twice."""
+        if job.state is State.SUBMITTING and not job.remote_id and not provider.resubmit_safe:
+            job.move(
+                State.FAILED,
+                f"Blender stopped while this job was being sent to {provider.label}; it may "
+                f"exist there. Check your {provider.label} account before retrying.",
+            )
+            self.journal.write(job)
+            self._events.put(_copy(job))
+            return
+        if job.state is State.READY:
+            self._events.put(_copy(job))  # the main thread applies it
+            return
+        self._launch(job, provider)
+
+    def cancel(self, job_id: str) -> bool:
+        slot = self._slots.get(job_id)
+        if slot is None:
+            return False
+        slot.token.cancel()
+        return True
+
+    def drain(self, max_events: int = 10_000) -> list[Job]:
+        """Snapshots posted since the last call, in order; progress-only updates are coalesced
+        so a burst of them costs the main thread one update, while every state change is kept."""
+        out: list[Job] = []
+        last: dict[str, int] = {}  # job id -> index in `out` of its newest snapshot
+        for _ in range(max_events):
+            try:
+                snap = self._events.get_nowait()
+            except queue.Empty:
+                break
+            i = last.get(snap.id)
+            if i is not None and out[i].state is snap.state:
+                out[i] = snap
+            else:
+                last[snap.id] = len(out)
+                out.append(snap)
+        return out
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._slots)
+
+    def running_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._slots)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel nothing, stop nothing: wait for workers. Returns False if some are still alive."""
+        deadline = time.monotonic() + timeout
+        for slot in list(self._slots.values()):
+            if slot.thread is not None:
+                slot.thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.busy()
+
+    def cancel_all(self) -> None:
+        for slot in list(self._slots.values()):
+            slot.token.cancel()
+
+    def kill(self) -> None:
+        """Simulate a crash: workers stop at once and write nothing more, anywhere."""
+        self._dead = True
+        self.cancel_all()
+
+    # ---- workers -----------------------------------------------------------------------------
+
+    def _launch(self, job: Job, provider: Provider) -> None:
+        slot = _Slot(job=job, provider=provider)
+        with self._lock:
+            self._slots[job.id] = slot
+            if provider.id not in self._semaphores:
+                self._semaphores[provider.id] = threading.BoundedSemaphore(self.limit(provider))
+        slot.thread = threading.Thread(
+            target=self._work, args=(slot,), name=f"t2t-{provider.id.lower()}-{job.id}", daemon=True
+        )
+        slot.thread.start()
+
+    def _post(self, job: Job, journal: bool = True) -> None:
+        if self._dead:
+            raise _Killed()
+        if journal:
+            self.journal.write(job)
+        self._events.put(_copy(job))
+
+    def _move(self, job: Job, state: State, message: str, progress: float | None = None) -> None:
+        if self._dead:
+            raise _Killed()
+        job.move(state, message, progress)
+        self._post(job)
+
+    def _wait_for_slot(self, slot: _Slot) -> None:
+        sem = self._semaphores[slot.provider.id]
+        while not sem.acquire(timeout=0.25):
+            slot.token.check()
+            if self._dead:
+                raise _Killed()
+
+    def _work(self, slot: _Slot) -> None:
+        job, provider, token = slot.job, slot.provider, slot.token
+        acquired = False
+        try:
+            self._wait_for_slot(slot)
+            acquired = True
+            token.check()
+            self._run(job, provider, token)
+        except _Killed:
+            pass
+        except Canceled:
+            self._finish_canceled(job, provider)
+        except ProviderError as exc:
+            self._finish(job, State.FAILED, exc.message)
+        except Exception as exc:  # a bug must not kill the pump or leave the job "running"
+            log.exception("job %s failed unexpectedly", job.id)
+            self._finish(job, State.FAILED, f"{provider.label}: unexpected error ({exc})")
+        finally:
+            if acquired:
+                self._semaphores[provider.id].release()
+            with self._lock:
+                self._slots.pop(job.id, None)
+
+    def _finish(self, job: Job, state: State, message: str) -> None:
+        if self._dead or job.state.terminal:
+            return
+        job.move(state, message)
+        try:
+            self._post(job)
+        except _Killed:
+            pass
+
+    def _finish_canceled(self, job: Job, provider: Provider) -> None:
+        if self._dead:
+            return
+        if job.remote_id:
+            try:
+                provider.cancel(job.remote_id)
+            except Exception as exc:  # best effort: the job is canceled here either way
+                log.warning("cancel of %s at %s failed: %s", job.id, provider.id, exc)
+        self._finish(job, State.CANCELED, "Canceled")
+
+    def _run(self, job: Job, provider: Provider, token: CancelToken) -> None:
+        if job.state in (State.QUEUED, State.EXPORTING) or (
+            job.state is State.SUBMITTING and not job.remote_id
+        ):
+            if job.state is not State.SUBMITTING:
+                self._move(job, State.SUBMITTING, f"Sending to {provider.label}", 0.0)
+            job.remote_id = provider.submit(job.request, token)
+            self._move(job, State.RUNNING, f"Submitted to {provider.label}", 0.0)
+
+        status = self._watch(job, provider, token)
+        self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
+        last = [0.0]
+
+        def progress(fraction: float, message: str) -> None:
+            if self._dead:
+                raise _Killed()
+            token.check()
+            job.progress = max(0.0, min(1.0, fraction))
+            job.message = message or job.message
+            self._post(job, journal=False)
+            last[0] = fraction
+
+        maps = provider.fetch(job.remote_id, status, job.request, token, progress)
+        if not maps:
+            raise ProviderError(f"{provider.label} finished but returned no maps")
+        job.maps = dict(maps)
+        job.extra.update(status.extra)
+        self._move(job, State.READY, "Maps ready", 1.0)
+
+    def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
+        failures = 0
+        journaled = job.progress
+        while True:
+            token.check()
+            try:
+                status = provider.poll(job.remote_id, job.request, token)
+                failures = 0
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                failures += 1
+                if failures >= MAX_POLL_FAILURES:
+                    raise ProviderError(
+                        f"{provider.label} did not answer after {failures} tries: {exc.message}"
+                    ) from exc
+                token.sleep(min(30.0, provider.poll_interval + self.poll_retry_base * 2**failures))
+                continue
+            if status.extra:
+                job.extra.update(status.extra)
+            if status.state is RemoteState.SUCCEEDED:
+                return status
+            if status.state is RemoteState.FAILED:
+                raise ProviderError(status.message or f"{provider.label} reported the job failed")
+            if status.state is RemoteState.CANCELED:
+                raise ProviderError(status.message or f"The job was canceled at {provider.label}")
+            message = status.message or (
+                "Waiting in the provider's queue"
+                if status.state is RemoteState.QUEUED
+                else f"{provider.label} is texturing"
+            )
+            if status.progress != job.progress or message != job.message:
+                job.move(State.RUNNING, message, status.progress)
+                big_step = abs(job.progress - journaled) >= JOURNAL_PROGRESS_STEP
+                self._post(job, journal=big_step)
+                if big_step:
+                    journaled = job.progress
+            token.sleep(provider.poll_interval)
+
+
+def _copy(job: Job) -> Job:
+    return Job.from_dict(job.to_dict())

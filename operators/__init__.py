@@ -1,0 +1,1 @@
+"""Operators: gather context, call the engine, report one clear line."""

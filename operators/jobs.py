@@ -1,0 +1,97 @@
+"""Per-job actions from the panel's job list: cancel, retry, re-apply, clear."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+
+from ..blender.engine import engine
+from ..blender.pump import ensure_pump
+from ..jobs.job import State
+
+
+class T2T_OT_cancel_job(bpy.types.Operator):
+    """Cancel this job (a remote job is canceled at the provider where it allows)"""
+
+    bl_idname = "text_to_texture.cancel_job"
+    bl_label = "Cancel Job"
+    bl_options = {"INTERNAL"}
+
+    job_id: StringProperty()  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not engine().cancel(self.job_id):
+            self.report({"WARNING"}, "That job has already finished")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class T2T_OT_cancel_all(bpy.types.Operator):
+    """Cancel every unfinished job"""
+
+    bl_idname = "text_to_texture.cancel_all"
+    bl_label = "Cancel All"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(engine().active_ids())
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        ids = engine().active_ids()
+        for job_id in ids:
+            engine().cancel(job_id)
+        self.report({"INFO"}, f"Canceling {len(ids)} job(s)")
+        return {"FINISHED"}
+
+
+class T2T_OT_reapply(bpy.types.Operator):
+    """Build the material again from this job's maps (e.g. after changing the material by hand)"""
+
+    bl_idname = "text_to_texture.reapply"
+    bl_label = "Re-apply"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    job_id: StringProperty()  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        message = engine().reapply(self.job_id)
+        if message:
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class T2T_OT_clear_finished(bpy.types.Operator):
+    """Remove finished jobs from the list (materials and maps stay)"""
+
+    bl_idname = "text_to_texture.clear_finished"
+    bl_label = "Clear Finished"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        jobs = context.scene.text_to_texture.jobs
+        for i in reversed(range(len(jobs))):
+            if jobs[i].state in (State.APPLIED.value, State.CANCELED.value, State.FAILED.value):
+                jobs.remove(i)
+        return {"FINISHED"}
+
+
+class T2T_OT_retry(bpy.types.Operator):
+    """Start this failed or canceled job again, as a new job for the same object"""
+
+    bl_idname = "text_to_texture.retry"
+    bl_label = "Retry"
+    bl_options = {"INTERNAL"}
+
+    job_id: StringProperty()  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        message = engine().retry(context.scene, self.job_id)
+        if message:
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        if context.window is None:
+            engine().run_blocking(engine().active_ids())
+        else:
+            ensure_pump()
+        return {"FINISHED"}

@@ -1,0 +1,1 @@
+"""Sidebar panels: draw only."""

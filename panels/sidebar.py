@@ -1,0 +1,129 @@
+"""View3D > Sidebar > Texture: prompt, options, the one button, and the job list.
+
+Drawing only: nothing here changes data (Blender forbids writes in draw()).
+"""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+
+from ..blender.engine import engine, online_blocker
+from ..operators.generate import count_valid
+
+ACTIVE = ("queued", "exporting", "submitting", "running", "downloading", "ready")
+ICONS = {
+    "queued": "SORTTIME", "exporting": "EXPORT", "submitting": "URL", "running": "PLAY",
+    "downloading": "IMPORT", "ready": "CHECKMARK", "applied": "CHECKMARK",
+    "failed": "ERROR", "canceled": "CANCEL",
+}
+
+
+def _elapsed(rec: bpy.types.PropertyGroup) -> str:
+    end = rec.finished or time.time()
+    seconds = max(0, int(end - rec.created))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class T2T_UL_jobs(bpy.types.UIList):
+    bl_idname = "T2T_UL_jobs"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):  # type: ignore[no-untyped-def,override]
+        row = layout.row(align=True)
+        name = item.object.name if item.object else f"{item.object_name} (deleted)"
+        row.label(text=name, icon=ICONS.get(item.state, "DOT"))
+        if item.state in ACTIVE:
+            row.progress(factor=item.progress, type="BAR", text=item.message[:40])
+            op = row.operator("text_to_texture.cancel_job", text="", icon="X", emboss=False)
+            op.job_id = item.job_id
+        else:
+            row.label(text=item.state.capitalize())
+            if item.state in ("failed", "canceled"):
+                op = row.operator("text_to_texture.retry", text="", icon="FILE_REFRESH",
+                                  emboss=False)
+                op.job_id = item.job_id
+            elif item.state == "applied":
+                op = row.operator("text_to_texture.reapply", text="", icon="MATERIAL",
+                                  emboss=False)
+                op.job_id = item.job_id
+
+
+class T2T_PT_texture(bpy.types.Panel):
+    bl_idname = "T2T_PT_texture"
+    bl_label = "Text to Texture"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Texture"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.text_to_texture
+        layout.prop(settings, "provider", text="")
+        blocker = online_blocker(settings.provider)
+        if blocker:
+            box = layout.box()
+            for line in _wrap(blocker, 38):
+                box.label(text=line, icon="INFO" if line is not None else "NONE")
+        col = layout.column(align=True)
+        col.prop(settings, "prompt", text="", icon="TEXT", placeholder="e.g. weathered bronze")
+        col.prop(settings, "negative_prompt", text="", icon="REMOVE", placeholder="Negative")
+
+        opts = layout.column(align=True)
+        opts.use_property_split = True
+        opts.use_property_decorate = False
+        opts.prop(settings, "resolution")
+        opts.prop(settings, "seed")
+        opts.prop(settings, "enable_pbr")
+        opts.prop(settings, "uv_policy")
+
+        n = count_valid(context)
+        row = layout.row()
+        row.scale_y = 1.5
+        row.operator("text_to_texture.generate", icon="TEXTURE",
+                     text=f"Texture {n} selected")
+
+
+class T2T_PT_jobs(bpy.types.Panel):
+    bl_idname = "T2T_PT_jobs"
+    bl_label = "Jobs"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Texture"
+    bl_parent_id = "T2T_PT_texture"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.text_to_texture
+        layout.template_list("T2T_UL_jobs", "", settings, "jobs", settings, "active_job", rows=3)
+        jobs = settings.jobs
+        if 0 <= settings.active_job < len(jobs):
+            rec = jobs[settings.active_job]
+            box = layout.box()
+            col = box.column(align=True)
+            for line in _wrap(rec.message, 42):
+                col.label(text=line)
+            col.label(text=f"{rec.provider.title()} · {_elapsed(rec)} · {rec.prompt[:30]}")
+            if rec.material:
+                col.label(text=rec.material.name, icon="MATERIAL")
+        row = layout.row(align=True)
+        active = len(engine().active_ids())
+        row.operator("text_to_texture.cancel_all", icon="CANCEL",
+                     text=f"Cancel {active}" if active else "Cancel")
+        row.operator("text_to_texture.clear_finished", icon="TRASH", text="Clear")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        lines.append(line)
+    return lines or [""]
+
+
+classes = (T2T_UL_jobs, T2T_PT_texture, T2T_PT_jobs)

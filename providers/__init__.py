@@ -1,0 +1,1 @@
+"""Texture providers: one module per service behind `base.Provider`. No bpy here."""

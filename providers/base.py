@@ -1,0 +1,165 @@
+"""The one interface every texture provider implements.
+
+A provider turns a `TextureRequest` into a remote task, reports a uniform `RemoteStatus`, and
+downloads (or, offline, generates) the finished maps as image files. Providers run on worker
+threads only, never import `bpy`, and raise `ProviderError` with a message an artist can act on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+# Map roles, the names used everywhere between a provider and the material builder.
+BASE_COLOR = "base_color"
+ROUGHNESS = "roughness"
+METALLIC = "metallic"
+NORMAL = "normal"
+HEIGHT = "height"
+MAP_ROLES = (BASE_COLOR, ROUGHNESS, METALLIC, NORMAL, HEIGHT)
+
+
+class RemoteState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RemoteState.SUCCEEDED, RemoteState.FAILED, RemoteState.CANCELED)
+
+
+@dataclass
+class TextureRequest:
+    """Everything a provider needs for one object; journaled as is, so never holds a key."""
+
+    job_id: str
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    resolution: int = 1024
+    enable_pbr: bool = True
+    mesh_path: str = ""  # exported mesh on disk ("" for providers that need no mesh)
+    mesh_format: str = ""  # "GLB" or "OBJ"
+    out_dir: str = ""  # where the finished maps are written
+    file_stem: str = ""  # file name prefix for the maps, chosen by the caller, never the server
+    options: dict[str, Any] = field(default_factory=dict)  # provider-specific panel options
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextureRequest:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class RemoteStatus:
+    state: RemoteState
+    progress: float = 0.0  # 0..1
+    message: str = ""
+    maps: dict[str, str] = field(default_factory=dict)  # role -> URL (or provider token)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. balance, uv info
+
+
+@dataclass
+class ProviderConfig:
+    """Credentials and endpoints, read from preferences/environment when used; never journaled."""
+
+    api_key: str = ""
+    api_base: str = ""
+    extras: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keys must never reach a log line through a repr
+        masked = "***" if self.api_key else ""
+        return f"ProviderConfig(api_base={self.api_base!r}, api_key={masked!r})"
+
+
+class ProviderError(Exception):
+    """A failure with a one-line message for the artist.
+
+    `retryable` tells the runner a later attempt of the same call may succeed (it never means
+    re-submitting a paid job automatically).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+
+
+class Canceled(Exception):
+    """Raised inside a worker when the artist canceled the job."""
+
+
+class CancelToken:
+    """A cancel flag a worker can sleep on, so cancel wakes it immediately."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def canceled(self) -> bool:
+        return self._event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, or raise `Canceled` as soon as the job is canceled."""
+        if self._event.wait(max(0.0, seconds)):
+            raise Canceled()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Canceled()
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+class Provider:
+    """Base class: one subclass per service, in its own module."""
+
+    id: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    offline: ClassVar[bool] = False  # True: no network, no key, works without online access
+    mesh_format: ClassVar[str] = ""  # "GLB"/"OBJ" when the service needs the mesh, "" otherwise
+    max_concurrency: ClassVar[int] = 4  # jobs in flight at the service at once
+    poll_interval: ClassVar[float] = 2.0  # seconds between status requests
+    resubmit_safe: ClassVar[bool] = False  # True only when submitting again costs nothing
+
+    def __init__(self, config: ProviderConfig | None = None) -> None:
+        self.config = config or ProviderConfig()
+
+    def check_ready(self) -> str:
+        """Return "" when the provider can take a job, else one line saying what is missing."""
+        return ""
+
+    def submit(self, request: TextureRequest, cancel: CancelToken) -> str:
+        """Start the remote task; return its id. Called once per job, ever."""
+        raise NotImplementedError
+
+    def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
+        raise NotImplementedError
+
+    def fetch(
+        self,
+        remote_id: str,
+        status: RemoteStatus,
+        request: TextureRequest,
+        cancel: CancelToken,
+        progress: ProgressFn,
+    ) -> dict[str, str]:
+        """Write the finished maps into `request.out_dir`; return role -> file path."""
+        raise NotImplementedError
+
+    def cancel(self, remote_id: str) -> None:
+        """Ask the service to stop the task, where it can; best effort."""
