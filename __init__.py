@@ -10,7 +10,8 @@ from .blender import props, pump
 from .operators import generate, jobs
 from .panels import sidebar
 
-_register, _unregister = bpy.utils.register_classes_factory(
+# The stubs declare this factory as returning None; it returns (register, unregister).
+_register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[func-returns-value,misc]
     (
         *preferences.classes,
         *props.classes,
@@ -26,7 +27,7 @@ _register, _unregister = bpy.utils.register_classes_factory(
 
 
 def register() -> None:
-    _register()
+    _register()  # type: ignore[has-type]
     props.attach()
     pump.register()
 
@@ -34,4 +35,4 @@ def register() -> None:
 def unregister() -> None:
     pump.unregister()
     props.detach()
-    _unregister()
+    _unregister()  # type: ignore[has-type]

@@ -26,6 +26,7 @@ from ..providers.base import (
     METALLIC,
     NORMAL,
     ROUGHNESS,
+    UV_MESH,
     Provider,
     TextureRequest,
 )
@@ -34,6 +35,8 @@ from . import addon
 from .export import ExportError, export_mesh
 from .images import load_map
 from .material import assign_material, build_material
+from .options import OptionsError, provider_options
+from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, transfer_uvs
 from .uvs import UVError, ensure_uvs
 
 log = logging.getLogger(__name__)
@@ -117,13 +120,22 @@ class Engine:
         if missing:
             return Batch([], [missing])
 
+        try:
+            options = provider_options(settings, pid)
+        except OptionsError as exc:
+            return Batch([], [str(exc)])
+        targets = list(objects)
+        if options.get("model_url") or options.get("mesh_url"):
+            if sum(1 for o in targets if not valid_target(o)) > 1:
+                return Batch([], ["A mesh URL stands for one object: select just one, or clear "
+                                  "the Mesh URL to upload each object"])
         batch_id = new_job_id()
         job_ids: list[str] = []
         skipped: list[str] = []
         busy = {j.object_name for j in self.jobs.values() if not j.state.terminal}
         seen_objects: set[str] = set()
         out_dir = str(addon.texture_dir())
-        for obj in objects:
+        for obj in targets:
             reason = valid_target(obj)
             if not reason and (obj.name in busy or obj.name in seen_objects):
                 reason = f"Skipped '{obj.name}': it is already being textured"
@@ -137,6 +149,7 @@ class Engine:
                 continue
             seen_objects.add(obj.name)
             job = self._new_job(obj, settings, cls, out_dir)
+            job.request.options = dict(options)
             self._add(scene, job, cls(provider.config), obj, uv_name, batch_id)
             job_ids.append(job.id)
         settings.active_job = len(settings.jobs) - 1
@@ -152,7 +165,7 @@ class Engine:
         batch_id: str,
     ) -> None:
         """Journal a new job (before anything is sent), record it on the scene, queue it."""
-        self.journal.write(job)
+        self.journal.write(job, durable=False)
         self.jobs[job.id] = job
         self.providers[job.id] = provider
         self.waiting.append(job.id)
@@ -167,7 +180,7 @@ class Engine:
         rec.message = job.message
         rec.uv_map = uv_name
         rec.batch = batch_id
-        rec.created = job.created
+        rec.created = int(job.created)
         settings.active_job = len(settings.jobs) - 1
 
     def _new_job(
@@ -219,8 +232,8 @@ class Engine:
                 continue
             if self.runner.free_slots(provider) <= 0:
                 continue
-            if provider.mesh_format and started_any and time.perf_counter() > deadline:
-                break  # exports are main-thread work: spread them over ticks
+            if started_any and time.perf_counter() > deadline:
+                break  # exports and thread starts are main-thread work: spread them over ticks
             self.waiting.remove(job_id)
             started_any = True
             result.changed = True
@@ -236,7 +249,7 @@ class Engine:
             self._fail(job, f"'{job.object_name}' was deleted before it could be sent")
             return False
         job.move(State.EXPORTING, f"Exporting {provider.mesh_format}")
-        self.journal.write(job)
+        self.journal.write(job, durable=False)
         ext = "glb" if provider.mesh_format == "GLB" else "obj"
         path = addon.user_dir("cache") / f"{job.id}.{ext}"
         try:
@@ -280,7 +293,7 @@ class Engine:
             self._fail(job, problem)
             return
         job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
-        self.journal.write(job)
+        self.journal.write(job, durable=False)
         self._sync_record(job)
 
     def _apply_maps(self, job: Job) -> str:
@@ -293,6 +306,14 @@ class Engine:
         uv_name = rec.uv_map
         if obj.type != "MESH" or (uv_name and uv_name not in obj.data.uv_layers):
             return f"'{obj.name}' lost UV map '{uv_name}'; its maps are kept in {where}"
+        if UV_MESH in job.maps:
+            try:
+                uv_name = transfer_uvs(
+                    obj, Path(job.maps[UV_MESH]), PROVIDER_UV_NAMES.get(job.provider, "T2T_UV")
+                )
+            except (ResultMeshError, RuntimeError) as exc:
+                return f"Could not bring {LABELS.get(job.provider)}'s UVs onto '{obj.name}': {exc}"
+            rec.uv_map = uv_name
         p = addon.prefs()
         pack = bool(p.pack_images) if p is not None else False
         wanted = [BASE_COLOR, ROUGHNESS, METALLIC, NORMAL]
@@ -324,7 +345,7 @@ class Engine:
         if job.state is State.READY:
             job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
         self.jobs[job.id] = job
-        self.journal.write(job)
+        self.journal.write(job, durable=False)
         self._sync_record(job)
         return ""
 
@@ -349,7 +370,7 @@ class Engine:
     def _fail(self, job: Job, message: str) -> None:
         if not job.state.terminal:
             job.move(State.FAILED, message)
-            self.journal.write(job)
+            self.journal.write(job, durable=False)
         self._sync_record(job)
 
     # ---- records -----------------------------------------------------------------------------
@@ -380,8 +401,10 @@ class Engine:
         rec.progress = job.progress
         rec.message = job.message
         rec.remote_id = job.remote_id
+        if "balance" in job.extra:
+            rec.info = f"{LABELS.get(job.provider, job.provider)} balance: {job.extra['balance']}"
         if job.state.terminal and not rec.finished:
-            rec.finished = time.time()
+            rec.finished = int(time.time())
 
     # ---- control -----------------------------------------------------------------------------
 
@@ -392,7 +415,7 @@ class Engine:
         if job_id in self.waiting:
             self.waiting.remove(job_id)
             job.move(State.CANCELED, "Canceled")
-            self.journal.write(job)
+            self.journal.write(job, durable=False)
             self._sync_record(job)
             return True
         return self.runner.cancel(job_id)

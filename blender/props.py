@@ -53,8 +53,10 @@ class T2T_JobRecord(bpy.types.PropertyGroup):
     uv_map: StringProperty(name="UV map")  # type: ignore[valid-type]
     material: PointerProperty(name="Material", type=bpy.types.Material)  # type: ignore[valid-type]
     batch: StringProperty(name="Batch")  # type: ignore[valid-type]
-    created: FloatProperty(name="Created")  # type: ignore[valid-type]
-    finished: FloatProperty(name="Finished")  # type: ignore[valid-type]
+    info: StringProperty(name="Provider info")  # type: ignore[valid-type]  # e.g. balance
+    # Whole seconds since the epoch (a FloatProperty is single precision: minutes off today).
+    created: IntProperty(name="Created")  # type: ignore[valid-type]
+    finished: IntProperty(name="Finished")  # type: ignore[valid-type]
 
 
 class T2T_SceneSettings(bpy.types.PropertyGroup):
@@ -83,6 +85,36 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
     )
     uv_policy: EnumProperty(  # type: ignore[valid-type]
         name="UVs", items=UV_POLICIES, default="EXISTING_OR_UNWRAP",
+    )
+    # Shared by the cloud providers that take them.
+    reference_image: PointerProperty(  # type: ignore[valid-type]
+        name="Reference image", type=bpy.types.Image,
+        description="An image whose style the texture should follow (Meshy, Triverse)",
+    )
+    mesh_url: StringProperty(  # type: ignore[valid-type]
+        name="Mesh URL", default="",
+        description="A public https URL of the mesh to send instead of uploading it "
+        "(only for a single object)",
+    )
+    # Meshy
+    meshy_original_uv: BoolProperty(  # type: ignore[valid-type]
+        name="Keep original UVs", default=True,
+        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, which "
+        "are brought onto the object as a new UV map 'Meshy_UV' (yours are kept)",
+    )
+    meshy_ai_model: EnumProperty(  # type: ignore[valid-type]
+        name="Model",
+        items=[("latest", "Latest", "Meshy's newest texturing model"),
+               ("meshy-6", "Meshy 6", ""), ("meshy-5", "Meshy 5", "")],
+        default="latest",
+    )
+    meshy_art_style: EnumProperty(  # type: ignore[valid-type]
+        name="Art style",
+        description="Only Meshy's older Text to Texture endpoint takes an art style",
+        items=[(v, v.replace("-", " ").title(), "") for v in (
+            "realistic", "fake-3d-cartoon", "japanese-anime", "cartoon-line-art",
+            "realistic-hand-drawn", "fake-3d-hand-drawn", "oriental-comic-ink")],
+        default="realistic",
     )
     jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
     active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]

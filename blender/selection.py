@@ -9,22 +9,32 @@ import bpy
 
 
 @contextmanager
-def only_selected(obj: bpy.types.Object) -> Iterator[None]:
-    ctx = bpy.context
-    view_layer = ctx.view_layer
+def kept_selection() -> Iterator[None]:
+    """Whatever the body selects or activates, the artist's selection and active object return."""
+    view_layer = bpy.context.view_layer
     prev_active = view_layer.objects.active
-    prev_selected = list(ctx.selected_objects)
+    prev_selected = list(bpy.context.selected_objects)
     try:
-        for o in prev_selected:
-            o.select_set(False)
-        obj.select_set(True)
-        view_layer.objects.active = obj
         yield
     finally:
-        obj.select_set(False)
+        for o in list(bpy.context.selected_objects):
+            o.select_set(False)
         for o in prev_selected:
             try:
                 o.select_set(True)
-            except (ReferenceError, RuntimeError):
+            except (ReferenceError, RuntimeError):  # deleted or no longer in this view layer
                 pass
-        view_layer.objects.active = prev_active
+        try:
+            view_layer.objects.active = prev_active
+        except ReferenceError:
+            view_layer.objects.active = None
+
+
+@contextmanager
+def only_selected(obj: bpy.types.Object) -> Iterator[None]:
+    with kept_selection():
+        for o in list(bpy.context.selected_objects):
+            o.select_set(False)
+        obj.select_set(True)
+        bpy.context.view_layer.objects.active = obj
+        yield

@@ -29,7 +29,10 @@ class Journal:
             raise ValueError(f"bad job id {job_id!r}")
         return self.root / f"{job_id}.json"
 
-    def write(self, job: Job) -> None:
+    def write(self, job: Job, durable: bool = True) -> None:
+        """Atomically replace the job's entry. The rename alone survives a crashed Blender;
+        `durable` also fsyncs (power loss), which workers do and the main thread skips (it
+        costs milliseconds the UI cannot spare)."""
         data = json.dumps(job.to_dict(), indent=1, sort_keys=True)
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -37,8 +40,9 @@ class Journal:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if durable:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 os.replace(tmp, self._path(job.id))
             except BaseException:
                 try:

@@ -73,7 +73,7 @@ class Runner:
         """Journal the job and hand it to a worker. The job object becomes the worker's."""
         if job.id in self._slots:
             raise ValueError(f"job {job.id} is already running")
-        self.journal.write(job)
+        self.journal.write(job, durable=False)  # main thread; the worker's first write fsyncs
         self._launch(job, provider)
 
     def resume(self, job: Job, provider: Provider) -> None:

@@ -129,7 +129,7 @@ class T2T_OT_generate(bpy.types.Operator):
         if event.type == "ESC" and event.value == "PRESS":
             self._run.cancel()
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if self._run.tick():
             return {"PASS_THROUGH"}

@@ -11,6 +11,7 @@ import bpy
 
 from ..blender.engine import engine, online_blocker
 from ..operators.generate import count_valid
+from ..providers.registry import LABELS
 
 ACTIVE = ("queued", "exporting", "submitting", "running", "downloading", "ready")
 ICONS = {
@@ -18,6 +19,8 @@ ICONS = {
     "downloading": "IMPORT", "ready": "CHECKMARK", "applied": "CHECKMARK",
     "failed": "ERROR", "canceled": "CANCEL",
 }
+
+STATE_LABELS = {"downloading": "Fetching", "submitting": "Sending", "ready": "Applying"}
 
 
 def _elapsed(rec: bpy.types.PropertyGroup) -> str:
@@ -30,11 +33,14 @@ class T2T_UL_jobs(bpy.types.UIList):
     bl_idname = "T2T_UL_jobs"
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):  # type: ignore[no-untyped-def,override]
-        row = layout.row(align=True)
+        split = layout.split(factor=0.45, align=True)
         name = item.object.name if item.object else f"{item.object_name} (deleted)"
-        row.label(text=name, icon=ICONS.get(item.state, "DOT"))
+        split.label(text=name, icon=ICONS.get(item.state, "DOT"))
+        row = split.row(align=True)
         if item.state in ACTIVE:
-            row.progress(factor=item.progress, type="BAR", text=item.message[:40])
+            label = STATE_LABELS.get(item.state, item.state.capitalize())
+            row.progress(factor=item.progress, type="BAR",
+                         text=f"{label} {round(item.progress * 100)}%")
             op = row.operator("text_to_texture.cancel_job", text="", icon="X", emboss=False)
             op.job_id = item.job_id
         else:
@@ -62,9 +68,9 @@ class T2T_PT_texture(bpy.types.Panel):
         layout.prop(settings, "provider", text="")
         blocker = online_blocker(settings.provider)
         if blocker:
-            box = layout.box()
-            for line in _wrap(blocker, 38):
-                box.label(text=line, icon="INFO" if line is not None else "NONE")
+            box = layout.box().column(align=True)
+            for i, line in enumerate(_wrap(blocker, 38)):
+                box.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         col = layout.column(align=True)
         col.prop(settings, "prompt", text="", icon="TEXT", placeholder="e.g. weathered bronze")
         col.prop(settings, "negative_prompt", text="", icon="REMOVE", placeholder="Negative")
@@ -76,6 +82,7 @@ class T2T_PT_texture(bpy.types.Panel):
         opts.prop(settings, "seed")
         opts.prop(settings, "enable_pbr")
         opts.prop(settings, "uv_policy")
+        _draw_provider_options(layout, settings)
 
         n = count_valid(context)
         row = layout.row()
@@ -103,7 +110,11 @@ class T2T_PT_jobs(bpy.types.Panel):
             col = box.column(align=True)
             for line in _wrap(rec.message, 42):
                 col.label(text=line)
-            col.label(text=f"{rec.provider.title()} · {_elapsed(rec)} · {rec.prompt[:30]}")
+            col.label(text=f"{LABELS.get(rec.provider, rec.provider)} · {_elapsed(rec)}",
+                      icon="TIME")
+            col.label(text=rec.prompt, icon="TEXT")
+            if rec.info:
+                col.label(text=rec.info, icon="FUND")
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
         row = layout.row(align=True)
@@ -111,6 +122,26 @@ class T2T_PT_jobs(bpy.types.Panel):
         row.operator("text_to_texture.cancel_all", icon="CANCEL",
                      text=f"Cancel {active}" if active else "Cancel")
         row.operator("text_to_texture.clear_finished", icon="TRASH", text="Clear")
+
+
+def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyType) -> None:
+    """The chosen provider's own options, in a collapsible-looking box of their own."""
+    pid = settings.provider
+    if pid == "PROCEDURAL":
+        return
+    box = layout.box()
+    col = box.column(align=True)
+    col.use_property_split = True
+    col.use_property_decorate = False
+    col.label(text=f"{LABELS.get(pid, pid)} options", icon="PREFERENCES")
+    if pid == "MESHY":
+        col.prop(settings, "meshy_ai_model")
+        col.prop(settings, "meshy_original_uv")
+        col.prop(settings, "meshy_art_style")
+    if pid in ("MESHY", "TRIVERSE"):
+        col.template_ID(settings, "reference_image", open="image.open")
+    if pid in ("MESHY", "TRIVERSE", "DRESSX"):
+        col.prop(settings, "mesh_url", text="Mesh URL")
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -20,6 +20,16 @@ METALLIC = "metallic"
 NORMAL = "normal"
 HEIGHT = "height"
 MAP_ROLES = (BASE_COLOR, ROUGHNESS, METALLIC, NORMAL, HEIGHT)
+# glTF's packed map: G channel = roughness, B channel = metallic (wired through Separate Color).
+METALLIC_ROUGHNESS = "metallic_roughness"
+# A GLB whose TEXCOORD_0 is the UV layout the maps belong to, same surface as the artist's mesh
+# (Meshy with its own UVs): the Blender side copies those UVs into a new UV map.
+UV_MESH = "uv_mesh"
+# A GLB with the provider's own geometry and UVs (Triverse may remesh): the Blender side gives
+# the object that mesh, keeping the artist's mesh data-block recoverable.
+RESULT_MESH = "result_mesh"
+# Extra samples of a 2D provider: f"{role}{VARIANT_SEP}{n}" for n >= 1 (sample 0 is plain).
+VARIANT_SEP = "@"
 
 
 class RemoteState(StrEnum):
@@ -135,6 +145,9 @@ class Provider:
     max_concurrency: ClassVar[int] = 4  # jobs in flight at the service at once
     poll_interval: ClassVar[float] = 2.0  # seconds between status requests
     resubmit_safe: ClassVar[bool] = False  # True only when submitting again costs nothing
+    # True for 2D seamless textures not tied to the mesh (Scenario): applied tiled through a
+    # Mapping node scaled from the object's size, box-projected where the mesh has no UVs.
+    seamless_2d: ClassVar[bool] = False
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()

@@ -1,0 +1,758 @@
+"""The HTTP client every cloud provider shares: HTTPS, bounded retries, one-line errors, downloads.
+
+Rules it enforces so that no provider module has to remember them:
+
+* HTTPS only, except for loopback (emulators, local tunnels).
+* The API key goes only to the API's own origin, never to a download host or into a message or a
+  log line (secrets are redacted even when a server echoes them back).
+* A request that may have created a paid task is never sent twice unless the caller says it is
+  idempotent; reads and deletes are retried with exponential backoff and jitter, bounded in count
+  and total time, honouring `Retry-After` and provider-specific hints.
+* Every failure becomes a `ProviderError` whose message is one line an artist can act on.
+* Downloads stream to a temporary file beside the destination and appear atomically, are capped
+  in size, must really be the expected kind of file, and are named by the caller only.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import ipaddress
+import json
+import logging
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+
+from . import imagefile
+from .base import CancelToken, ProviderError
+
+log = logging.getLogger(__name__)
+
+PREFS_HINT = "Preferences > Add-ons > Text to Texture"
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+_CHUNK = 1 << 16
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+_MAX_REDIRECTS = 5
+# Statuses worth another try: throttling and server-side trouble. 501 is permanent.
+_TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+Sleeper = Callable[[float, CancelToken | None], None]
+
+
+def default_sleep(seconds: float, cancel: CancelToken | None) -> None:
+    """Wait, waking at once with `Canceled` when the job is canceled."""
+    if cancel is not None:
+        cancel.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try again. Defaults follow Meshy's own client (waits of about 1, 2, 4 s)."""
+
+    retries: int = 3  # extra attempts after the first
+    base: float = 1.0  # first backoff, doubled each time
+    cap: float = 30.0  # no single wait longer than this, unless the server asks for it
+    max_total: float = 90.0  # never spend longer than this waiting on one call
+    jitter: float = 0.5  # fraction of each wait that is randomised, so clients spread out
+
+    def backoff(self, attempt: int) -> float:
+        """Wait before retry number `attempt` (0-based): exponential, capped, jittered."""
+        full = min(self.cap, self.base * (2**attempt))
+        return full * (1.0 - self.jitter) + random.uniform(0.0, full * self.jitter)
+
+
+NO_RETRY = RetryPolicy(retries=0)
+
+
+class HttpError(ProviderError):
+    """A `ProviderError` that also keeps what the service said, for provider-specific handling."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        provider_message: str = "",
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, status=status)
+        self.provider_message = provider_message
+        self.body = body
+
+
+class LinkExpired(HttpError):
+    """A signed result URL that the storage no longer honours (403/404/410 on a download)."""
+
+
+class ServiceHooks:
+    """Where a provider teaches the client its error shapes and throttling hints.
+
+    Subclass and override what the service does differently; the defaults read the common
+    `{"message"|"error"|"detail"|"reason": ...}` shapes and the standard `Retry-After` header.
+    """
+
+    def error_message(self, status: int, body: Any) -> str:
+        """The service's own human message in an error body ("" if none)."""
+        if isinstance(body, Mapping):
+            for key in ("message", "error", "detail", "reason", "msg"):
+                value = body.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value
+                if isinstance(value, Mapping):
+                    inner = self.error_message(status, value)
+                    if inner:
+                        return inner
+        if isinstance(body, str):
+            return body if len(body) < 300 and "<" not in body else ""
+        return ""
+
+    def retry_hint(self, status: int, body: Any, headers: Mapping[str, str]) -> float | None:
+        """Seconds the service asks us to wait (Scenario `remainingSeconds`, …), else None."""
+        return None
+
+    def is_transient(self, status: int, body: Any) -> bool | None:
+        """Override the default transient/permanent decision for a status (Triverse code 2000)."""
+        return None
+
+    def describe(self, status: int, message: str, context: str, label: str) -> str | None:
+        """A provider-specific one-liner for this failure (e.g. a 403 that means "content
+        refused" or "no credits"), or None for the standard wording."""
+        return None
+
+
+@dataclass
+class Downloaded:
+    path: str
+    kind: str  # "PNG" | "JPEG" | "WEBP" | "GLB" | "" (unchecked)
+    width: int
+    height: int
+    size: int
+
+
+_EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GLB": ".glb"}
+
+
+# --------------------------------------------------------------------------- URL policy
+
+
+def is_loopback_host(host: str) -> bool:
+    host = (host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str, label: str, what: str = "address") -> str:
+    """"" if `url` may be used, else one line: HTTPS is required except on loopback."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"The {label} {what} is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"The {label} {what} must start with https://"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return (
+            f"The {label} {what} must use https:// (plain http is only allowed for this "
+            f"computer) — check {PREFS_HINT}"
+        )
+    return ""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def _loggable(url: str) -> str:
+    """host/path without userinfo or query: signed URLs carry their signature in the query."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}{parts.path}"
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class _HeaderAuth(requests.auth.AuthBase):
+    """Adds the provider's auth headers, but only to the API's own origin.
+
+    Being a session `auth` also stops requests from applying ~/.netrc credentials over ours.
+    """
+
+    def __init__(self, headers: Mapping[str, str], origin: tuple[str, str, int | None]) -> None:
+        self._headers = dict(headers)
+        self._origin = origin
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _origin(r.url or "") == self._origin:
+            r.headers.update(self._headers)
+        return r
+
+    def __repr__(self) -> str:
+        return "_HeaderAuth(***)"
+
+
+class HttpClient:
+    """One provider's connection to its service (a `requests.Session` with policy around it).
+
+    `auth_headers` are applied only to requests to `base_url`'s origin. `sleep` and `retry` are
+    injectable so tests run at full speed; every wait goes through `sleep(seconds, cancel)`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth_headers: Mapping[str, str],
+        provider_label: str,
+        *,
+        hooks: ServiceHooks | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleeper | None = None,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        session: requests.Session | None = None,
+        user_agent: str = "text-to-texture-blender",
+    ) -> None:
+        self.label = provider_label
+        problem = url_problem(base_url, provider_label, "base URL")
+        if problem:
+            raise ProviderError(problem)
+        self.base_url = base_url.rstrip("/")
+        self.hooks = hooks or ServiceHooks()
+        self.retry = retry or RetryPolicy()
+        self.sleep: Sleeper = sleep or default_sleep
+        self.timeout = timeout
+        self._secrets = _secrets_of(auth_headers)
+        if not all(_header_ok(value) for value in auth_headers.values()):
+            raise ProviderError(
+                f"The {provider_label} API key contains spaces, line breaks or other "
+                f"characters a key cannot have — paste it again in {PREFS_HINT}"
+            )
+        self.session = session or requests.Session()
+        self.session.auth = _HeaderAuth(auth_headers, _origin(self.base_url + "/"))
+        self.session.headers["User-Agent"] = user_agent
+        # Result files live on storage hosts (CDNs, signed URLs) that must never see the key.
+        self.download_session = requests.Session()
+        self.download_session.auth = _NoAuth()
+        self.download_session.headers["User-Agent"] = user_agent
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.label}, {_loggable(self.base_url)})"
+
+    def close(self) -> None:
+        self.session.close()
+        self.download_session.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    # ---- JSON helpers --------------------------------------------------------------------------
+
+    def get_json(self, path: str, cancel: CancelToken | None = None, **kw: Any) -> Any:
+        return self.json_of(self.request("GET", path, cancel=cancel, **kw))
+
+    def post_json(
+        self,
+        path: str,
+        body: Any,
+        cancel: CancelToken | None = None,
+        *,
+        safe: bool = False,
+        idempotency_key: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """POST creates things: not retried after it may have arrived, unless `safe`/keyed."""
+        resp = self.request(
+            "POST", path, json_body=body, cancel=cancel, safe=safe,
+            idempotency_key=idempotency_key, **kw,
+        )
+        return self.json_of(resp)
+
+    def delete(self, path: str, cancel: CancelToken | None = None, **kw: Any) -> None:
+        self.request("DELETE", path, cancel=cancel, **kw)
+
+    def json_of(self, resp: requests.Response) -> Any:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise HttpError(
+                f"{self.label} sent an answer that is not JSON (HTTP {resp.status_code}) — "
+                f"check the base URL in {PREFS_HINT}",
+                status=resp.status_code,
+            ) from None
+
+    # ---- requests with retries -----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cancel: CancelToken | None = None,
+        safe: bool | None = None,
+        idempotency_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        context: str = "api",
+    ) -> requests.Response:
+        """Send one API call and return its 2xx response, or raise `HttpError`.
+
+        `safe` says whether sending the call twice is harmless; None derives it from the method
+        (POST/PATCH are not). An unsafe call is retried only where the service certainly did not
+        act on it: a 429 answer, or a connection that was never made. `context` picks the
+        wording of a 404: "task" (a job the service forgot) or anything else (wrong endpoint).
+        """
+        method = method.upper()
+        if safe is None:
+            safe = method in _SAFE_METHODS
+        extra = dict(headers or {})
+        if idempotency_key:
+            extra["Idempotency-Key"] = idempotency_key
+            safe = True
+        policy = retry or self.retry
+        url = self.url(path)
+        problem = url_problem(url, self.label)
+        if problem:
+            raise ProviderError(problem)
+        body = None if json_body is None else json.dumps(json_body).encode("utf-8")
+        if body is not None:
+            extra.setdefault("Content-Type", "application/json")
+        attempt, waited, started = 0, 0.0, time.monotonic()
+        while True:
+            if cancel is not None:
+                cancel.check()
+            try:
+                resp = self.session.request(
+                    method, url, params=params, data=body if body is not None else data,
+                    files=files, headers=extra, timeout=self.timeout, allow_redirects=False,
+                )
+            except requests.exceptions.SSLError:
+                # Retrying cannot fix a certificate; usually a proxy or antivirus intercepting.
+                raise HttpError(
+                    f"{self.label}'s secure connection could not be verified (certificate "
+                    "problem) — a proxy or antivirus may be intercepting HTTPS"
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                never_sent = _never_sent(exc)
+                failure = self._connection_error(exc, never_sent or safe)
+                if not (safe or never_sent):
+                    raise self._unconfirmed(_connection_reason(exc)) from None
+                wait = policy.backoff(attempt)
+            except requests.RequestException as exc:  # a request we could not even build
+                raise HttpError(
+                    f"{self.label}: the request could not be sent ({type(exc).__name__})"
+                ) from None
+            else:
+                if resp.status_code < 300:
+                    return resp
+                failure = self._status_error(resp, context)
+                transient = failure.retryable and resp.status_code != 401
+                if not transient or not (safe or resp.status_code == 429):
+                    if transient and not safe:  # a 5xx to a create: it may have been accepted
+                        raise self._unconfirmed(failure.message, resp.status_code) from None
+                    raise failure
+                wait = self._server_wait(resp, failure.body, policy, attempt)
+            spent = max(waited, time.monotonic() - started)
+            if attempt >= policy.retries or spent + wait > policy.max_total:
+                raise failure
+            attempt += 1
+            log.info(
+                "%s %s %s: %s; retry %d/%d in %.1f s", self.label, method, _loggable(url),
+                self.redact(failure.message), attempt, policy.retries, wait,
+            )
+            self.sleep(wait, cancel)
+            waited += wait
+
+    def _server_wait(
+        self, resp: requests.Response, body: Any, policy: RetryPolicy, attempt: int
+    ) -> float:
+        """The service's own hint wins over our backoff (a little jitter on top of it)."""
+        hint = self.hooks.retry_hint(resp.status_code, body, resp.headers)
+        if hint is None:
+            hint = parse_retry_after(resp.headers.get("Retry-After"))
+        if hint is None:
+            return policy.backoff(attempt)
+        return max(0.0, hint) * (1.0 + random.uniform(0.0, 0.1 * policy.jitter))
+
+    # ---- error wording -------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _provider_message(self, status: int, body: Any) -> str:
+        raw = self.hooks.error_message(status, body) or ""
+        text = " ".join(self.redact(str(raw)).split())
+        return text if len(text) <= 300 else text[:297] + "…"
+
+    def _status_error(self, resp: requests.Response, context: str) -> HttpError:
+        status = resp.status_code
+        body = _body_of(resp)
+        message = self._provider_message(status, body)
+        hooked = self.hooks.is_transient(status, body)
+        transient = (status in _TRANSIENT) if hooked is None else hooked
+        line = self.hooks.describe(status, message, context, self.label)
+        if line is None:
+            line = self._standard_line(status, message, context)
+        return HttpError(
+            self.redact(line), status=status, retryable=transient,
+            provider_message=message, body=body,
+        )
+
+    def _standard_line(self, status: int, message: str, context: str) -> str:
+        label, said = self.label, f": {message}" if message else ""
+        if status == 401:
+            return f"{label} rejected the API key — check {PREFS_HINT}"
+        if status == 403:
+            return (f"{label} refused access with this API key (HTTP 403{said}) — check the key "
+                    f"and your {label} plan in {PREFS_HINT}")
+        if status == 402:
+            return f"Your {label} account has no credits left — top it up at {label}, then retry"
+        if status in (404, 410) and context == "task":
+            return f"{label} no longer knows this job (expired or deleted)"
+        if status in (404, 405):
+            return (f"{label} has no such endpoint (HTTP {status}{said}) — check the base URL "
+                    f"in {PREFS_HINT}")
+        if status == 429:
+            return f"{label} is too busy for more requests (HTTP 429{said}) — try again later"
+        if status >= 500:
+            return f"{label} is not responding (HTTP {status}) — try again later"
+        if 300 <= status < 400:
+            return (f"{label} redirected the request elsewhere (HTTP {status}) — check the base "
+                    f"URL in {PREFS_HINT}")
+        if message:
+            return f"{label} refused the request: {message}"
+        return f"{label} refused the request (HTTP {status})"
+
+    def _connection_error(self, exc: Exception, retryable: bool) -> HttpError:
+        return HttpError(
+            f"{self.label} {_connection_reason(exc)} — check your internet connection, then "
+            f"try again",
+            retryable=retryable,
+        )
+
+    def _unconfirmed(self, cause: str, status: int | None = None) -> HttpError:
+        """A create whose fate is unknown: say so, and never send it again on our own."""
+        what = f"HTTP {status}" if status else f"it {cause}"
+        return HttpError(
+            f"{self.label} did not confirm the new job ({what}); it may still have been "
+            f"created — check your {self.label} account before retrying",
+            status=status, retryable=False,
+        )
+
+    # ---- downloads -----------------------------------------------------------------------------
+
+    def download(
+        self,
+        url: str,
+        dest_path: str,
+        max_bytes: int,
+        cancel: CancelToken | None = None,
+        expect: str | None = "image",
+        *,
+        what: str = "result",
+        attempts: int = 3,
+        fix_extension: bool = True,
+    ) -> Downloaded:
+        """Stream `url` to `dest_path` (named by the caller; nothing is taken from the server).
+
+        `expect`: "image" (PNG/JPEG/WEBP by content, not Content-Type), "glb", or None. With
+        `fix_extension`, the suffix of `dest_path` is replaced by the one of the sniffed format
+        (a JPEG is never saved as .png). Truncated or dropped transfers are retried `attempts`
+        times. A 403/404/410 raises `LinkExpired`: signed URLs expire, and only the provider
+        knows how to get fresh ones (by asking for the task again), so it is not retried here.
+        No API key is sent: result files live on storage hosts that must not see it.
+        """
+        problem = url_problem(url, self.label, f"link for the {what}")
+        if problem:
+            raise ProviderError(problem)
+        folder = os.path.dirname(os.path.abspath(dest_path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(f"Could not create the folder {folder}: "
+                                f"{exc.strerror or exc}") from None
+        last: HttpError | None = None
+        for attempt in range(max(1, attempts)):
+            if cancel is not None:
+                cancel.check()
+            if attempt:
+                self.sleep(self.retry.backoff(attempt - 1), cancel)
+            try:
+                return self._download_once(url, dest_path, max_bytes, cancel, expect, what,
+                                           fix_extension)
+            except HttpError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+                log.info("%s download of %s failed (%s); attempt %d/%d", self.label,
+                         _loggable(url), exc.message, attempt + 1, attempts)
+        assert last is not None
+        reason = last.message.split(" — ")[0].rstrip(".")
+        raise HttpError(
+            f"The {what} download from {self.label} kept failing ({reason}) — try again later",
+            status=last.status, retryable=True,
+        )
+
+    def _download_once(
+        self,
+        url: str,
+        dest_path: str,
+        max_bytes: int,
+        cancel: CancelToken | None,
+        expect: str | None,
+        what: str,
+        fix_extension: bool,
+    ) -> Downloaded:
+        resp = self._open_download(url, what)
+        with resp:
+            declared = _content_length(resp)
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+            if declared is not None and declared > max_bytes and not encoded:
+                raise HttpError(_too_big(what, self.label, declared, max_bytes))
+            folder = os.path.dirname(os.path.abspath(dest_path))
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
+            except OSError as exc:
+                raise ProviderError(f"Could not write into {folder}: "
+                                    f"{exc.strerror or exc}") from None
+            try:
+                size = self._stream(resp, fd, max_bytes, cancel, what, folder)
+                if declared is not None and size < declared and not encoded:
+                    raise HttpError(f"the {what} arrived incomplete ({size} of {declared} bytes)",
+                                    retryable=True)
+                kind, width, height = self._verify(tmp, expect, what)
+                final = dest_path
+                if fix_extension and kind in _EXT:
+                    final = os.path.splitext(dest_path)[0] + _EXT[kind]
+                os.chmod(tmp, 0o644)
+                try:
+                    os.replace(tmp, final)
+                except OSError as exc:  # e.g. Windows, with the old map open in Blender
+                    raise ProviderError(f"Could not save {os.path.basename(final)} in "
+                                        f"{folder}: {exc.strerror or exc}") from None
+            except BaseException:
+                _unlink(tmp)
+                raise
+        return Downloaded(final, kind, width, height, size)
+
+    def _open_download(self, url: str, what: str) -> requests.Response:
+        """GET with redirects followed by hand, so each hop is checked for HTTPS."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                resp = self.download_session.get(
+                    url, stream=True, timeout=self.timeout, allow_redirects=False,
+                    headers={"Accept-Encoding": "identity"},
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise self._connection_error(exc, True) from None
+            except requests.RequestException as exc:
+                raise HttpError(f"The {what} link from {self.label} cannot be fetched "
+                                f"({type(exc).__name__})") from None
+            if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                url = urljoin(url, resp.headers["Location"])
+                resp.close()
+                problem = url_problem(url, self.label, f"link for the {what}")
+                if problem:
+                    raise ProviderError(problem)
+                continue
+            if resp.status_code in (403, 404, 410):
+                resp.close()
+                raise LinkExpired(
+                    f"The {what} link from {self.label} has expired (HTTP {resp.status_code})",
+                    status=resp.status_code, retryable=False,
+                )
+            if resp.status_code >= 300:
+                status = resp.status_code
+                resp.close()
+                raise HttpError(
+                    f"{self.label} storage answered HTTP {status} for the {what}",
+                    status=status, retryable=status in _TRANSIENT,
+                )
+            return resp
+        raise HttpError(f"The {what} link from {self.label} redirects too often")
+
+    def _stream(
+        self, resp: requests.Response, fd: int, max_bytes: int, cancel: CancelToken | None,
+        what: str, folder: str,
+    ) -> int:
+        """Copy the body to `fd`; the cap counts decoded bytes, so a compressed bomb is stopped."""
+        size = 0
+        with os.fdopen(fd, "wb") as fh:
+            chunks = resp.raw.stream(_CHUNK, decode_content=True)
+            while True:
+                try:
+                    chunk = next(chunks, b"")
+                except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError):
+                    raise HttpError(f"the {what} transfer was cut off after {size} bytes",
+                                    retryable=True) from None
+                if not chunk:
+                    return size
+                if cancel is not None:
+                    cancel.check()
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HttpError(_too_big(what, self.label, size, max_bytes))
+                try:
+                    fh.write(chunk)
+                except OSError as exc:
+                    raise ProviderError(
+                        f"Could not save the {what} in {folder}: "
+                        f"{exc.strerror or exc}"
+                    ) from None
+
+    def _verify(self, path: str, expect: str | None, what: str) -> tuple[str, int, int]:
+        if expect is None:
+            return ("", 0, 0)
+        if expect == "glb":
+            with open(path, "rb") as fh:
+                head = fh.read(12)
+            if head[:4] != b"glTF":
+                raise HttpError(f"{self.label} sent a {what} that is not a GLB model")
+            return ("GLB", 0, 0)
+        info = imagefile.image_info(path)
+        if info is None:
+            raise HttpError(f"{self.label} sent a {what} that is not an image (PNG, JPEG, WEBP)")
+        return info
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Explicitly no credentials (also keeps ~/.netrc out of downloads)."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the request certainly never reached the server (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        cur = stack.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+            return True
+        if isinstance(cur, urllib3.exceptions.MaxRetryError):
+            stack.append(cur.reason)
+        if isinstance(cur, BaseException):
+            stack.extend(a for a in cur.args if isinstance(a, BaseException))
+            stack.extend([cur.__cause__, cur.__context__])
+    return False
+
+
+def _connection_reason(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "could not be reached through the configured proxy (HTTPS_PROXY)"
+    if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
+        return "did not answer in time"
+    if _never_sent(exc):
+        return "could not be reached"
+    return "dropped the connection"
+
+
+def _body_of(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:2000] if resp.content else None
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    try:
+        value = int(resp.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _too_big(what: str, label: str, size: int, limit: int) -> str:
+    return (f"The {what} from {label} is larger than the {limit // (1 << 20)} MB this add-on "
+            f"accepts ({size // (1 << 20)} MB or more)")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _header_ok(value: str) -> bool:
+    return bool(value) and all(33 <= ord(c) < 127 or c == " " for c in value) and (
+        value == value.strip()
+    )
+
+
+def _secrets_of(headers: Mapping[str, str]) -> list[str]:
+    """Every form in which a credential could leak: whole value, token, and Basic's parts."""
+    found: list[str] = []
+    for value in headers.values():
+        found.append(value)
+        scheme, _, token = value.partition(" ")
+        if token:
+            found.append(token)
+            if scheme.lower() == "basic":
+                found.extend(_basic_parts(token))
+    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+
+
+def _basic_parts(token: str) -> Iterable[str]:
+    try:
+        user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [user, password]
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The usual `Authorization: Bearer` header for a key (whitespace around it dropped)."""
+    return {"Authorization": f"Bearer {key.strip()}"}

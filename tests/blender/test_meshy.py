@@ -1,0 +1,220 @@
+"""Meshy end to end in real Blender, through the installed zip, against the Meshy emulator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
+
+from emulators.base import expected_pixels, guard_loopback, marker_pixels
+from emulators.meshy import RETEXTURE, MeshyEmulator
+
+KEY = "msy_emulator_SECRET_0123456789"
+
+
+@pytest.fixture()
+def meshy(blender, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The Meshy emulator on loopback, reached through MESHY_API_BASE/KEY, online access on."""
+    guard_loopback(monkeypatch)
+    emu = MeshyEmulator(job_seconds=0.3, api_key=KEY).start()
+    monkeypatch.setenv("MESHY_API_BASE", emu.url)
+    monkeypatch.setenv("MESHY_API_KEY", KEY)
+    http = installed("providers.http")
+    meshy_mod = installed("providers.meshy")
+    monkeypatch.setattr(meshy_mod, "_working_route", {})
+
+    class FastMeshy(meshy_mod.MeshyProvider):  # same behaviour, test-sized waits
+        poll_interval = 0.05
+
+        def __init__(self, config: Any, **kw: Any) -> None:
+            kw.setdefault("retry", http.RetryPolicy(retries=3, base=0.01, cap=0.05))
+            super().__init__(config, **kw)
+
+    monkeypatch.setitem(installed("providers.registry").PROVIDERS, "MESHY", FastMeshy)
+    system = blender.context.preferences.system
+    system.use_online_access = True
+    yield emu
+    system.use_online_access = False
+    emu.stop()
+
+
+def three_objects():  # type: ignore[no-untyped-def]
+    crate = add_mesh("cube", "Crate")
+    ball = add_mesh("sphere", "Ball", (3, 0, 0))
+    bust = add_mesh("monkey", "Bust", (6, 0, 0))
+    bust.modifiers.new("Subdiv", "SUBSURF").levels = 1
+    return crate, ball, bust
+
+
+def center_and_corner(image: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    arr = image_array(image)
+    h, w = arr.shape[:2]
+    return tuple(arr[h // 2, w // 2, :3]), tuple(arr[1, 1, :3])
+
+
+def test_meshy_textures_several_objects_with_each_map_on_its_socket(blender, meshy) -> None:
+    bpy = blender
+    objs = three_objects()
+    select(*objs)
+    set_prompt("weathered bronze with green patina", provider="MESHY")
+    assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+
+    recs = bpy.context.scene.text_to_texture.jobs
+    assert [r.state for r in recs] == ["applied"] * 3, [r.message for r in recs]
+    for obj in objs:
+        mat = obj.active_material
+        assert mat.name.startswith(f"T2T {obj.name}")
+        for socket, role in (("Base Color", "base_color"), ("Roughness", "roughness"),
+                             ("Metallic", "metallic"), ("Normal", "normal")):
+            image = linked_image(mat, socket).image
+            center, corner = center_and_corner(image)
+            assert center == expected_pixels(role), (obj.name, socket)
+            assert corner == marker_pixels(role), (obj.name, socket)  # and not upside down
+            assert image.colorspace_settings.is_data == (role != "base_color")
+    creates = meshy.recorded("POST", RETEXTURE + "$")
+    assert len(creates) == 3
+    for rec in creates:
+        body = rec.body
+        assert body["model_url"].startswith("data:application/octet-stream;base64,")
+        assert body["text_style_prompt"] == "weathered bronze with green patina"
+        assert body["enable_pbr"] is True and body["enable_original_uv"] is True
+    assert recs[0].info.startswith("Meshy balance: ")  # what Meshy reported, after charging
+    assert 970 <= float(recs[0].info.split(": ")[1]) < 1000
+
+
+def test_online_access_off_blocks_meshy_but_not_the_offline_provider(blender, meshy) -> None:
+    bpy = blender
+    bpy.context.preferences.system.use_online_access = False
+    crate = add_mesh("cube", "Crate")
+    select(crate)
+    set_prompt("oak", provider="MESHY")
+    with pytest.raises(RuntimeError, match="Allow Online Access"):
+        bpy.ops.text_to_texture.generate()
+    assert meshy.count() == 0
+    set_prompt("oak", provider="PROCEDURAL")
+    assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+
+
+@pytest.mark.parametrize(
+    ("fault", "state", "message"),
+    [
+        ("wrong_key", "failed", "Meshy rejected the API key"),
+        ("no_credits", "failed", "credits"),
+        ("task_failed", "failed", "The server is busy. Please try again later."),
+        ("429x2", "applied", ""),
+        ("500x2_on_poll", "applied", ""),
+        ("truncated_download", "applied", ""),
+        ("non_image", "failed", "not an image"),
+    ],
+)
+def test_each_fault_ends_in_the_right_state(
+    blender, meshy, monkeypatch: pytest.MonkeyPatch, fault: str, state: str, message: str
+) -> None:
+    bpy = blender
+    if fault == "wrong_key":
+        monkeypatch.setenv("MESHY_API_KEY", "msy_wrong_key_000")
+    elif fault == "no_credits":
+        meshy.balance = 0
+    elif fault == "task_failed":
+        meshy.fail_tasks("The server is busy. Please try again later.")
+    elif fault == "429x2":
+        meshy.fail_next(429, 2, method="POST", retry_after=0)
+    elif fault == "500x2_on_poll":
+        meshy.fail_next(500, 2, method="GET", path=RETEXTURE + "/")
+    elif fault == "truncated_download":
+        meshy.truncate_downloads(1)
+    elif fault == "non_image":
+        meshy.non_image_downloads(5)
+    crate = add_mesh("cube", "Crate")
+    select(crate)
+    set_prompt("oak", provider="MESHY")
+    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    run.run_to_end()
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == state, rec.message
+    assert message in rec.message
+    if state == "failed":
+        assert "\n" not in rec.message and "Traceback" not in rec.message
+        assert KEY not in rec.message
+        level, last = run.report_lines()[-1]
+        assert level == "ERROR" and last.startswith("Textured 0 of 1")
+
+
+def test_cancel_reaches_meshy_as_delete(blender, meshy) -> None:
+    bpy = blender
+    meshy.job_seconds = 30.0
+    crate = add_mesh("cube", "Crate")
+    set_prompt("oak", provider="MESHY")
+    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    end = time.monotonic() + 10
+    while not bpy.context.scene.text_to_texture.jobs[0].remote_id and time.monotonic() < end:
+        run.tick()
+        time.sleep(0.02)
+    remote = bpy.context.scene.text_to_texture.jobs[0].remote_id
+    assert remote
+    run.cancel()
+    run.run_to_end()
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == "canceled"
+    deletes = meshy.recorded("DELETE")
+    assert len(deletes) == 1 and deletes[0].path.endswith(remote.split(":")[-1])
+    assert crate.active_material is None
+
+
+def test_meshy_uvs_come_onto_a_new_uv_map_when_original_uvs_are_off(blender, meshy) -> None:
+    bpy = blender
+    crate = add_mesh("cube", "Crate")
+    n = len(crate.data.loops)
+    before = np.empty(n * 2, dtype=np.float32)
+    crate.data.uv_layers["UVMap"].data.foreach_get("uv", before)
+    select(crate)
+    set_prompt("rusty metal", provider="MESHY", meshy_original_uv=False)
+    assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == "applied", rec.message
+    assert meshy.recorded("POST", RETEXTURE + "$")[0].body["enable_original_uv"] is False
+    layers = [u.name for u in crate.data.uv_layers]
+    assert layers == ["UVMap", "Meshy_UV"]
+    after = np.empty(n * 2, dtype=np.float32)
+    crate.data.uv_layers["UVMap"].data.foreach_get("uv", after)
+    assert np.array_equal(before, after)  # the artist's UVs are untouched
+    assert crate.data.uv_layers.active.name == "UVMap"
+    got = np.empty(n * 2, dtype=np.float32)
+    crate.data.uv_layers["Meshy_UV"].data.foreach_get("uv", got)
+    got = got.reshape(-1, 2)
+    # The emulator's layout: planar projection of glTF X and Y (Blender X and Z) into [0.1, 0.9];
+    # glTF's V runs down the image, Blender's up, so V comes back as 1 - v.
+    co = np.array([crate.data.vertices[lp.vertex_index].co for lp in crate.data.loops])
+    want = 0.1 + 0.8 * (co[:, [0, 2]] + 1.0) / 2.0
+    want[:, 1] = 1.0 - want[:, 1]
+    assert np.allclose(got, want, atol=2e-3)
+    uvnode = next(n for n in crate.active_material.node_tree.nodes
+                  if n.bl_idname == "ShaderNodeUVMap")
+    assert uvnode.uv_map == "Meshy_UV"
+    assert not [o for o in bpy.data.objects if o.name not in ("Crate",)]  # import cleaned up
+
+
+def test_no_meshy_key_in_the_blend_journal_or_reports(blender, meshy, t2t, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    bpy = blender
+    monkeypatch.delenv("MESHY_API_KEY")
+    prefs = bpy.context.preferences.addons[t2t.__name__].preferences
+    prefs.meshy_api_key = KEY
+    try:
+        crate = add_mesh("cube", "Crate")
+        set_prompt("oak", provider="MESHY")
+        run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+        run.run_to_end()
+        assert bpy.context.scene.text_to_texture.jobs[0].state == "applied"
+        blend = tmp_path / "shared.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=False)
+        assert b"SECRET" not in blend.read_bytes()
+        for entry in Path(engine().journal.root).glob("*.json"):
+            assert "SECRET" not in entry.read_text()
+        assert all("SECRET" not in line for _lvl, line in run.report_lines())
+    finally:
+        prefs.meshy_api_key = ""
