@@ -1,16 +1,19 @@
 """Main-thread cost: time per timer tick with N jobs in flight, and apply time per object.
 
-Runs the installed extension in `bpy`. The offline provider is slowed down (each job "runs" for
-a few seconds, as a cloud job would) so that N jobs are in flight at once; every tick is timed
-as the modal operator's timer would run it.
+Runs the installed extension in `bpy`, every tick timed as the modal operator's timer runs it,
+with N jobs in flight at once (see `_cloudlike_provider`).
+
+    python bench/bench_tick.py [N] [RESOLUTION]
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,11 +26,16 @@ sys.path.insert(0, str(ROOT / "tools"))
 import ext_dev  # noqa: E402
 
 
-def _slow_provider(job_seconds: float, resolution_maps: int):  # type: ignore[no-untyped-def]
+def _cloudlike_provider(job_seconds: float):  # type: ignore[no-untyped-def]
+    """The offline provider made to behave like a cloud one: each job "runs" remotely for
+    `job_seconds` (its worker sleeps between polls) and its maps then arrive as files (copies of
+    one pre-made set), so what is timed is the extension's own main-thread work."""
     base = ext_dev.installed("providers.procedural").ProceduralProvider
     rs = ext_dev.installed("providers.base")
+    made: dict[int, dict[str, str]] = {}
+    lock = threading.Lock()
 
-    class SlowProcedural(base):  # type: ignore[misc, valid-type]
+    class CloudLike(base):  # type: ignore[misc, valid-type]
         max_concurrency = 64
         poll_interval = 0.1
         _start: dict[str, float] = {}
@@ -43,7 +51,21 @@ def _slow_provider(job_seconds: float, resolution_maps: int):  # type: ignore[no
                 return rs.RemoteStatus(rs.RemoteState.RUNNING, age / job_seconds)
             return super().poll(remote_id, request, cancel)
 
-    return SlowProcedural
+        def fetch(self, remote_id, status, request, cancel, progress):  # type: ignore[no-untyped-def]
+            with lock:
+                if request.resolution not in made:
+                    proto = rs.TextureRequest(**{**request.to_dict(),
+                                                 "file_stem": f"proto{request.resolution}"})
+                    made[request.resolution] = super().fetch(remote_id, status, proto, cancel,
+                                                             progress)
+            out = {}
+            for role, path in made[request.resolution].items():
+                dest = Path(request.out_dir) / f"{request.file_stem}_{role}.png"
+                shutil.copyfile(path, dest)
+                out[role] = str(dest)
+            return out
+
+    return CloudLike
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -51,12 +73,12 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def run(n_jobs: int = 20, job_seconds: float = 3.0, resolution: str = "1024") -> dict:
+def run(n_jobs: int = 20, job_seconds: float = 3.0, resolution: str = "2048") -> dict:
     import bpy
 
     ext_dev.install(ext_dev.build_zip(_SCRATCH / "dist"))
     registry = ext_dev.installed("providers.registry")
-    registry.PROVIDERS["PROCEDURAL"] = _slow_provider(job_seconds, 4)
+    registry.PROVIDERS["PROCEDURAL"] = _cloudlike_provider(job_seconds)
     bpy.ops.wm.read_homefile(use_empty=True)
     objs = []
     for i in range(n_jobs):
@@ -116,7 +138,8 @@ def run(n_jobs: int = 20, job_seconds: float = 3.0, resolution: str = "1024") ->
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    r = run(n)
+    res = sys.argv[2] if len(sys.argv) > 2 else "2048"
+    r = run(n, resolution=res)
     print("| figure | value |\n|---|---|")
     for key, value in r.items():
         print(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")

@@ -63,7 +63,7 @@ class Journal:
             return None
 
     def all(self) -> list[Job]:
-        jobs = []
+        jobs: list[Job] = []
         if not self.root.is_dir():
             return jobs
         for path in sorted(self.root.glob("*.json")):

@@ -1269,7 +1269,9 @@ class ProceduralProvider(Provider):
     label = "Offline (procedural)"
     offline = True
     mesh_format = ""
-    max_concurrency = 2
+    # One job at a time: each already spreads its bands over the cores, and Blender's main
+    # thread needs a core of its own to stay smooth while a batch generates.
+    max_concurrency = 1
     poll_interval = 0.0
     resubmit_safe = True
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
 
 from emulators.base import expected_pixels, guard_loopback, marker_pixels
 from emulators.meshy import RETEXTURE, MeshyEmulator
+from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
 
 KEY = "msy_emulator_SECRET_0123456789"
 

@@ -1,0 +1,58 @@
+"""`make bench`: run every benchmark in its own process and write bench/RESULTS.md.
+
+Each benchmark is a script under bench/ that prints a markdown table; a Blender benchmark needs
+its own process (Blender reads its profile location when bpy is first imported).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+BENCHES = [
+    ("Offline provider: seconds per map set, peak memory", ["bench_procedural.py"]),
+    ("Main thread: tick time with 20 jobs in flight, apply time (2048² maps)",
+     ["bench_tick.py", "20", "2048"]),
+    ("Meshy (emulator): requests per job, wall time 8 vs 1, added seconds", ["bench_meshy.py"]),
+    ("Triverse (emulator)", ["bench_triverse.py"]),
+    ("DRESSX (emulator)", ["bench_dressx.py"]),
+    ("Scenario (emulator)", ["bench_scenario.py"]),
+]
+
+
+def main() -> None:
+    only = set(sys.argv[1:])
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {datetime.date.today().isoformat()}, "
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}.",
+        "",
+    ]
+    for title, args in BENCHES:
+        script = HERE / args[0]
+        if not script.is_file() or (only and args[0] not in only):
+            continue
+        print(f"== {title}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(script), *args[1:]], capture_output=True,
+                              text=True, timeout=1800)
+        table = [ln for ln in proc.stdout.splitlines() if ln.startswith("|")]
+        lines += [f"## {title}", "", f"`python bench/{' '.join(args)}` "
+                  f"({time.perf_counter() - t0:.0f} s)", ""]
+        lines += table if proc.returncode == 0 else ["failed:", "```", proc.stderr[-2000:], "```"]
+        lines.append("")
+        print("\n".join(table) if proc.returncode == 0 else proc.stderr[-2000:], flush=True)
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"written {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
