@@ -8,6 +8,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from .blender.compat import BLEND_RELATIVE_PATH
 from .providers.registry import CHOICES, EXTRAS, LABELS
 
 DOC_BASES = {
@@ -62,6 +63,7 @@ class T2T_Preferences(bpy.types.AddonPreferences):
     )
     texture_folder: StringProperty(  # type: ignore[valid-type]
         name="Texture folder", subtype="DIR_PATH", default="//textures/",
+        options=BLEND_RELATIVE_PATH,
         description="Where maps are saved; '//' means next to the .blend. Unsaved files use "
         "the extension's own folder",
     )

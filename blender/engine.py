@@ -8,6 +8,7 @@ Workers in `jobs.runner` never do; they post snapshots that `tick()` drains.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import numpy as np
 
 from ..jobs.job import Job, State, new_job_id
 from ..jobs.journal import Journal
@@ -86,6 +88,28 @@ def valid_target(obj: bpy.types.Object) -> str:
     return ""
 
 
+def triangle_count(obj: bpy.types.Object) -> int:
+    """Triangles of the evaluated mesh (modifiers applied), without building a new mesh."""
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    totals = np.empty(len(mesh.polygons), dtype=np.int32)
+    mesh.polygons.foreach_get("loop_total", totals)
+    return int((totals - 2).sum())
+
+
+def writable_dir(path: Path) -> str:
+    """"" when maps can be written into `path` (created if missing), else one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".t2t-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return (f"Cannot save textures in {path}: {reason} — choose another texture folder in "
+                "Preferences > Add-ons > Text to Texture, or save the .blend elsewhere")
+    return ""
+
+
 def provider_config(provider_id: str) -> Any:
     p = addon.prefs()
     saved = p.saved_config(provider_id) if p is not None else {}
@@ -129,16 +153,28 @@ class Engine:
             if sum(1 for o in targets if not valid_target(o)) > 1:
                 return Batch([], ["A mesh URL stands for one object: select just one, or clear "
                                   "the Mesh URL to upload each object"])
+        out_path = addon.texture_dir()
+        problem = writable_dir(out_path) or provider.check_request(
+            TextureRequest(job_id="check", prompt=settings.prompt.strip(),
+                           negative_prompt=settings.negative_prompt.strip(), options=options)
+        )
+        if problem:
+            return Batch([], [problem])
         batch_id = new_job_id()
         job_ids: list[str] = []
         skipped: list[str] = []
         busy = {j.object_name for j in self.jobs.values() if not j.state.terminal}
         seen_objects: set[str] = set()
-        out_dir = str(addon.texture_dir())
+        out_dir = str(out_path)
         for obj in targets:
             reason = valid_target(obj)
             if not reason and (obj.name in busy or obj.name in seen_objects):
                 reason = f"Skipped '{obj.name}': it is already being textured"
+            if not reason and cls.max_triangles and cls.mesh_format:
+                tris = triangle_count(obj)
+                if tris > cls.max_triangles:
+                    reason = (f"Skipped '{obj.name}': {tris:,} triangles is more than "
+                              f"{cls.label} takes ({cls.max_triangles:,}); decimate it first")
             if reason:
                 skipped.append(reason)
                 continue

@@ -188,10 +188,15 @@ class Runner:
         except Canceled:
             self._finish_canceled(job, provider)
         except ProviderError as exc:
-            self._finish(job, State.FAILED, exc.message)
+            self._finish(job, State.FAILED, provider.redact(exc.message))
+        except OSError as exc:  # disk full, folder made read-only mid-job…
+            where = exc.filename or job.request.out_dir
+            self._finish(job, State.FAILED,
+                         f"Could not save the maps ({exc.strerror or exc}): {where}")
         except Exception as exc:  # a bug must not kill the pump or leave the job "running"
             log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job, State.FAILED, f"{provider.label}: unexpected error ({exc})")
+            self._finish(job, State.FAILED,
+                         provider.redact(f"{provider.label}: unexpected error ({exc})"))
         finally:
             if acquired:
                 self._semaphores[provider.id].release()
@@ -235,7 +240,7 @@ class Runner:
                 raise _Killed()
             token.check()
             job.progress = max(0.0, min(1.0, fraction))
-            job.message = message or job.message
+            job.message = provider.redact(message) or job.message
             self._post(job, journal=False)
             last[0] = fraction
 
@@ -272,7 +277,7 @@ class Runner:
                 raise ProviderError(status.message or f"{provider.label} reported the job failed")
             if status.state is RemoteState.CANCELED:
                 raise ProviderError(status.message or f"The job was canceled at {provider.label}")
-            message = status.message or (
+            message = provider.redact(status.message) or (
                 "Waiting in the provider's queue"
                 if status.state is RemoteState.QUEUED
                 else f"{provider.label} is texturing"

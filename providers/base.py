@@ -148,12 +148,29 @@ class Provider:
     # True for 2D seamless textures not tied to the mesh (Scenario): applied tiled through a
     # Mapping node scaled from the object's size, box-projected where the mesh has no UVs.
     seamless_2d: ClassVar[bool] = False
+    # Largest mesh the service takes, in triangles (0: no limit); larger objects are skipped
+    # with one line before anything is exported or sent.
+    max_triangles: ClassVar[int] = 0
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()
 
     def check_ready(self) -> str:
         """Return "" when the provider can take a job, else one line saying what is missing."""
+        return ""
+
+    def redact(self, text: str) -> str:
+        """`text` with this account's secrets masked: services have been seen echoing them."""
+        secrets = [self.config.api_key, *(
+            v for k, v in self.config.extras.items() if "secret" in k or "key" in k)]
+        for secret in secrets:
+            if secret and len(secret) >= 8 and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def check_request(self, request: TextureRequest) -> str:
+        """"" or one line saying why the service would refuse this request (prompt too long…),
+        checked on the main thread before anything is sent, so the artist hears it at once."""
         return ""
 
     def submit(self, request: TextureRequest, cancel: CancelToken) -> str:

@@ -127,6 +127,9 @@ class MeshyProvider(Provider):
     poll_interval = 3.0
     # A data URI may be at most 100 MB [providers.md §2.3]; base64 grows by 4/3, so the GLB file
     # may be at most 75 MB. Larger meshes must go as a URL (options["model_url"]).
+    # A GLB data URI may be 100 MB; with positions, normals, UVs and indices a triangle costs
+    # ~40-60 bytes, so 1.5 M triangles is where uploads start to fail.
+    max_triangles: ClassVar[int] = 1_500_000
     max_data_uri_bytes: ClassVar[int] = 100 * MB
     max_reference_bytes: ClassVar[int] = 20 * MB
     max_map_bytes: ClassVar[int] = 512 * MB  # an 8k RGBA PNG stays well below
@@ -159,6 +162,10 @@ class MeshyProvider(Provider):
         if not self.config.api_key.strip():
             return (f"Meshy needs an API key: {PREFS_HINT} > Meshy, or MESHY_API_KEY")
         return url_problem(self.base_url, self.label, "base URL")
+
+    def check_request(self, request: TextureRequest) -> str:
+        return prompt_problem(request.prompt) or prompt_problem(
+            request.negative_prompt, "negative prompt")
 
     def client(self) -> HttpClient:
         with self._client_lock:

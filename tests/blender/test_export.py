@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from t2t_testing import add_mesh, installed, select
 
 

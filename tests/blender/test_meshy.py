@@ -9,37 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emulators.base import expected_pixels, guard_loopback, marker_pixels
-from emulators.meshy import RETEXTURE, MeshyEmulator
+from emulators.base import expected_pixels, marker_pixels
+from emulators.meshy import RETEXTURE
 from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
 
-KEY = "msy_emulator_SECRET_0123456789"
-
-
-@pytest.fixture()
-def meshy(blender, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The Meshy emulator on loopback, reached through MESHY_API_BASE/KEY, online access on."""
-    guard_loopback(monkeypatch)
-    emu = MeshyEmulator(job_seconds=0.3, api_key=KEY).start()
-    monkeypatch.setenv("MESHY_API_BASE", emu.url)
-    monkeypatch.setenv("MESHY_API_KEY", KEY)
-    http = installed("providers.http")
-    meshy_mod = installed("providers.meshy")
-    monkeypatch.setattr(meshy_mod, "_working_route", {})
-
-    class FastMeshy(meshy_mod.MeshyProvider):  # same behaviour, test-sized waits
-        poll_interval = 0.05
-
-        def __init__(self, config: Any, **kw: Any) -> None:
-            kw.setdefault("retry", http.RetryPolicy(retries=3, base=0.01, cap=0.05))
-            super().__init__(config, **kw)
-
-    monkeypatch.setitem(installed("providers.registry").PROVIDERS, "MESHY", FastMeshy)
-    system = blender.context.preferences.system
-    system.use_online_access = True
-    yield emu
-    system.use_online_access = False
-    emu.stop()
+KEY = "msy_emulator_SECRET_0123456789"  # the key the `meshy` fixture sets
 
 
 def three_objects():  # type: ignore[no-untyped-def]

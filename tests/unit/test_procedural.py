@@ -332,7 +332,7 @@ def test_provider_identity() -> None:
     p = ProceduralProvider()
     assert (p.id, p.label) == ("PROCEDURAL", "Offline (procedural)")
     assert (p.offline, p.mesh_format) == (True, "")
-    assert (p.max_concurrency, p.poll_interval, p.resubmit_safe) == (2, 0.0, True)
+    assert (p.max_concurrency, p.poll_interval, p.resubmit_safe) == (1, 0.0, True)
     assert p.check_ready() == ""
 
 

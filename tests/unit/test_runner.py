@@ -301,3 +301,33 @@ def test_journal_round_trip_and_atomic_files(journal: Journal, tmp_path: Path) -
     assert [j.id for j in journal.all()] == [job.id]  # a damaged entry is skipped, not fatal
     with pytest.raises(ValueError):
         journal.load("../etc/passwd")
+
+
+def test_a_disk_error_while_saving_is_one_clear_line(tmp_path: Path, journal: Journal) -> None:
+    class DiskFull(FakeProvider):
+        def fetch(self, remote_id, status, request, cancel, progress):  # type: ignore[no-untyped-def]
+            raise OSError(28, "No space left on device", request.out_dir)
+
+    p = DiskFull()
+    p.service = FakeService(polls_to_finish=1)
+    runner = Runner(journal)
+    job = make_job(tmp_path)
+    runner.start(job, p)
+    done = run_until(runner, [job.id])[job.id]
+    assert done.state is State.FAILED
+    assert done.message == f"Could not save the maps (No space left on device): {tmp_path}"
+
+
+def test_a_key_echoed_by_the_service_never_reaches_the_job(tmp_path: Path, journal: Journal) -> None:
+    from text_to_texture.providers.base import ProviderConfig
+
+    svc = FakeService()
+    svc.fail_with = "busy (request signed with sk_live_0123456789)"
+    p = make_provider(svc)
+    p.config = ProviderConfig(api_key="sk_live_0123456789")
+    runner = Runner(journal)
+    job = make_job(tmp_path)
+    runner.start(job, p)
+    done = run_until(runner, [job.id])[job.id]
+    assert done.message == "busy (request signed with ***)"
+    assert "sk_live" not in (journal.root / f"{job.id}.json").read_text()
