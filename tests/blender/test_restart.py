@@ -1,0 +1,60 @@
+"""Blender killed mid-job (SIGKILL), a new Blender opens the .blend: every job resumes, is applied,
+and the provider proves nothing was submitted twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from emulators.meshy import RETEXTURE, MeshyEmulator
+
+CHILD = Path(__file__).with_name("restart_child.py")
+
+
+def child_env(emu: MeshyEmulator, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(emu.env())
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "profile")
+    env["TEXT_TO_TEXTURE_DATA_DIR"] = str(tmp_path / "t2t-data")
+    return env
+
+
+def test_jobs_survive_a_killed_blender(extension_zip: Path, tmp_path: Path) -> None:
+    blend = tmp_path / "scene.blend"
+    with MeshyEmulator(job_seconds=3.0) as emu:
+        env = child_env(emu, tmp_path)
+        first = subprocess.Popen(
+            [sys.executable, str(CHILD), "start", str(extension_zip), str(blend)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            assert first.stdout is not None
+            for line in first.stdout:
+                if line.startswith("SUBMITTED") or time.monotonic() > deadline:
+                    break
+            assert first.poll() is None, "the first Blender ended before it was killed"
+            first.send_signal(signal.SIGKILL)  # no handlers, no cleanup: a crash
+            first.wait(30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert len(emu.recorded("POST", RETEXTURE + "$")) == 3
+
+        second = subprocess.run(
+            [sys.executable, str(CHILD), "resume", str(extension_zip), str(blend)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        result = next((ln for ln in second.stdout.splitlines() if ln.startswith("RESULT ")), "")
+        assert result, second.stderr[-3000:]
+        jobs = json.loads(result[len("RESULT "):])
+        assert set(jobs) == {"Crate0", "Crate1", "Crate2"}
+        for name, job in jobs.items():
+            assert job["state"] == "applied", job["message"]
+            assert job["material"].startswith(f"T2T {name}")
+        assert len(emu.recorded("POST", RETEXTURE + "$")) == 3  # nothing was submitted twice
