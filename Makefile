@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BLENDER_EXT = $(VENV)/lib/python3.11/site-packages/bpy/5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py
 
-.PHONY: venv test demo build lint bench clean
+# The oldest Blender the manifest promises, as bpy from PyPI, for `make test-compat`.
+COMPAT_BPY := 4.2.23
+COMPAT_VENV := .venv-4.2
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+
+.PHONY: venv test test-compat demo build lint bench clean
 
 venv: $(STAMP)
 
@@ -18,6 +23,16 @@ $(STAMP): requirements-dev.txt
 
 test: venv
 	$(PY) -m pytest
+
+# The whole suite on the oldest supported Blender (4.2 LTS) after the current one (5.0).
+test-compat: test $(COMPAT_STAMP)
+	$(COMPAT_VENV)/bin/python -m pytest
+
+$(COMPAT_STAMP):
+	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet bpy==$(COMPAT_BPY) pytest==9.2.0
+	touch $(COMPAT_STAMP)
 
 demo: venv
 	$(PY) demo/run_demo.py

@@ -14,7 +14,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLED = "bl_ext.user_default.text_to_texture"
-_BLENDER_EXT = "5.0/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+_BLENDER_EXT = "scripts/addons_core/bl_pkg/cli/blender_ext.py"  # under bpy/<major.minor>/
 
 
 def blender_ext_tool() -> Path:
@@ -22,7 +22,8 @@ def blender_ext_tool() -> Path:
 
     spec = importlib.util.find_spec("bpy")
     assert spec is not None and spec.origin is not None, "bpy is not installed in this Python"
-    return Path(spec.origin).parent / _BLENDER_EXT
+    (tool,) = Path(spec.origin).parent.glob(f"[0-9]*.[0-9]*/{_BLENDER_EXT}")
+    return tool
 
 
 def build_zip(out_dir: Path) -> Path:
