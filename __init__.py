@@ -5,7 +5,7 @@ This file only registers; everything else lives in the packages it names.
 
 import bpy
 
-from . import preferences
+from . import cli, preferences
 from .blender import props, pump
 from .operators import generate, jobs
 from .panels import sidebar
@@ -30,9 +30,11 @@ def register() -> None:
     _register()  # type: ignore[has-type]
     props.attach()
     pump.register()
+    cli.register()
 
 
 def unregister() -> None:
+    cli.unregister()
     pump.unregister()
     props.detach()
     _unregister()  # type: ignore[has-type]

@@ -25,23 +25,6 @@ def mark_non_color(image: bpy.types.Image) -> None:
         pass
 
 
-def _path_option_blend_relative() -> set[str]:
-    """{'PATH_SUPPORTS_BLEND_RELATIVE'} where Blender knows it (newer than 4.3), else empty.
-
-    Without it a preference holding '//' warns on every change; older versions don't warn."""
-    option = "PATH_SUPPORTS_BLEND_RELATIVE"
-    # Built with type() because annotations here are strings (PEP 563) and see no locals.
-    probe = type("T2T_PathProbe", (bpy.types.PropertyGroup,), {
-        "__annotations__": {"path": bpy.props.StringProperty(subtype="DIR_PATH",
-                                                             options={option})},
-    })
-
-    try:
-        bpy.utils.register_class(probe)
-    except (ValueError, TypeError):
-        return set()
-    bpy.utils.unregister_class(probe)
-    return {option}
-
-
-BLEND_RELATIVE_PATH = _path_option_blend_relative()
+# Lets a path preference hold '//' (blend-relative) without a warning on every change. Known
+# in 5.0, unknown in 4.3 (registering it there fails loudly); older versions don't warn anyway.
+BLEND_RELATIVE_PATH: set[str] = {"PATH_SUPPORTS_BLEND_RELATIVE"} if BLENDER_5 else set()

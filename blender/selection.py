@@ -8,16 +8,22 @@ from contextlib import contextmanager
 import bpy
 
 
+def selected(view_layer: bpy.types.ViewLayer) -> list[bpy.types.Object]:
+    """The selected objects, read from the view layer: `context.selected_objects` does not
+    exist without a window (`blender -b --command`)."""
+    return [o for o in view_layer.objects if o.select_get(view_layer=view_layer)]
+
+
 @contextmanager
 def kept_selection() -> Iterator[None]:
     """Whatever the body selects or activates, the artist's selection and active object return."""
     view_layer = bpy.context.view_layer
     prev_active = view_layer.objects.active
-    prev_selected = list(bpy.context.selected_objects)
+    prev_selected = selected(view_layer)
     try:
         yield
     finally:
-        for o in list(bpy.context.selected_objects):
+        for o in selected(view_layer):
             o.select_set(False)
         for o in prev_selected:
             try:
@@ -33,7 +39,7 @@ def kept_selection() -> Iterator[None]:
 @contextmanager
 def only_selected(obj: bpy.types.Object) -> Iterator[None]:
     with kept_selection():
-        for o in list(bpy.context.selected_objects):
+        for o in selected(bpy.context.view_layer):
             o.select_set(False)
         obj.select_set(True)
         bpy.context.view_layer.objects.active = obj

@@ -1,0 +1,389 @@
+"""`blender -b scene.blend --command text_to_texture …`: the headless batch for pipelines.
+
+A thin layer over `operators.generate.BatchRun` (the same jobs the button starts): it parses
+arguments, writes them onto the scene's settings, picks the objects, drives the batch to the
+end while printing one line per job state change, saves if asked and turns the outcome into
+an exit code a pipeline can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from .blender.engine import engine, provider_config
+from .blender.props import UV_POLICIES
+from .jobs.job import State
+from .operators.generate import BatchRun
+from .providers.registry import CHOICES, LABELS, provider_class
+
+COMMAND = "text_to_texture"
+PREFIX = "[t2t]"
+# Exit codes: every job applied / some job failed or was canceled / nothing could start.
+OK, FAILED, USAGE = 0, 1, 2
+# After a timeout, how long canceled jobs get to reach a terminal state before we give up.
+CANCEL_GRACE_S = 15.0
+POLL_S = 0.02
+
+DESCRIPTION = """\
+Texture meshes of a .blend from a text prompt, without a window: the same jobs as the
+sidebar's "Texture N selected" button. Options that are not given keep the values saved in
+the scene's Text to Texture settings; the ones given are written into those settings.
+"""
+
+EPILOG = """\
+objects:
+  Without --objects/--collection, the objects selected in the saved file are textured.
+  --collection takes every mesh in the collection and its child collections. Non-meshes and
+  meshes without faces that are named explicitly or selected are skipped with one line each.
+
+saving:
+  --output PATH saves the result as a new .blend (texture maps stay in //textures/ beside the
+  source file, or the folder set in the preferences; paths are remapped); --save saves the
+  opened file in place. With neither, NOTHING IS SAVED: the maps are written but the materials
+  are lost when Blender exits. The file is saved even when some jobs failed.
+
+output (stdout):
+  [t2t] 'OBJECT': STATE PERCENT% - MESSAGE   one line whenever a job changes state
+  [t2t] 'OBJECT': MESSAGE                     per job that did not apply, at the end
+  [t2t] Textured N of M object(s) with ...    the summary
+  [t2t] Saved PATH / Not saved (...)          what happened to the file
+
+exit status:
+  0  every job was applied
+  1  a job failed, was canceled or timed out, or saving failed
+  2  bad arguments, or nothing could start (no objects, no prompt, provider unavailable
+     or not configured)
+
+keys:
+  API keys come from the add-on preferences or the environment (MESHY_API_KEY, TRIVERSE_API_KEY,
+  DRESSX_API_KEY, SCENARIO_API_KEY/SCENARIO_API_SECRET, ...); they are never printed. Cloud
+  providers need network access: start Blender with --online-mode, e.g.
+    blender --online-mode -b scene.blend --command text_to_texture --provider MESHY ...
+
+example:
+  blender -b scene.blend --command text_to_texture --provider PROCEDURAL \\
+      --prompt "rusty iron" --collection Props --output textured.blend
+"""
+
+
+class CliError(Exception):
+    """One line for stderr; the command ends with exit status 2."""
+
+
+# ---- arguments -------------------------------------------------------------------------------
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"blender -b FILE.blend --command {COMMAND}",
+        usage=f"blender [--online-mode] -b FILE.blend --command {COMMAND} [--prompt TEXT]\n"
+        "         [--provider ID] [--objects NAME [NAME ...]] [--collection NAME]\n"
+        "         [--output PATH | --save] [--timeout SECONDS] [more options, see below]",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_argument_group("what to make")
+    what.add_argument(
+        "--provider", type=str.upper, choices=[pid for pid, _, _ in CHOICES],
+        help="who makes the texture (default: the scene's setting)",
+    )
+    what.add_argument(
+        "--prompt", help="what the surface should look like, e.g. \"rusty iron\" "
+        "(required unless the scene already has a prompt)",
+    )
+    what.add_argument("--negative-prompt", metavar="TEXT",
+                      help="what the texture should not have")
+    what.add_argument("--seed", type=_seed, metavar="N",
+                      help="same prompt and seed give the same result")
+    what.add_argument("--resolution", choices=["1024", "2048", "4096"],
+                      help="texture size in pixels")
+    what.add_argument(
+        "--pbr", action=argparse.BooleanOptionalAction, default=None,
+        help="roughness, metallic and normal maps besides base color (--no-pbr: base color only)",
+    )
+    what.add_argument(
+        "--uv-policy", type=str.upper, choices=[p for p, _, _ in UV_POLICIES],
+        help="EXISTING_OR_UNWRAP: use the render UV map, unwrap into 'T2T_UV' if there is none; "
+        "EXISTING_ONLY: skip objects without UVs; ALWAYS_NEW: always unwrap into 'T2T_UV'",
+    )
+    which = parser.add_argument_group("which objects (default: the selection saved in the file)")
+    which.add_argument("--objects", nargs="+", metavar="NAME", default=[],
+                       help="objects by name")
+    which.add_argument("--collection", action="append", metavar="NAME", default=[],
+                       help="every mesh in this collection and its children (repeatable)")
+    out = parser.add_argument_group("saving (default: nothing is saved)")
+    save = out.add_mutually_exclusive_group()
+    save.add_argument("--output", metavar="PATH", help="save the result as a new .blend")
+    save.add_argument("--save", action="store_true", help="save the opened .blend in place")
+    parser.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS",
+        help="cancel jobs still unfinished after this long (they count as failed)",
+    )
+    return parser
+
+
+# ---- the command -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    """The `--command text_to_texture` callback: Blender passes the arguments after the id."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # --help (0) or a usage error argparse already printed (2)
+        return exc.code if isinstance(exc.code, int) else USAGE
+    try:
+        with _window_context():
+            return _run(args)
+    except CliError as exc:
+        print(f"{COMMAND}: error: {exc}", file=sys.stderr, flush=True)
+        return USAGE
+    except Exception:  # a bug: say so in one line, keep the traceback for the bug report
+        print(f"{COMMAND}: internal error (please report):", file=sys.stderr)
+        traceback.print_exc()
+        return FAILED
+
+
+@contextmanager
+def _window_context() -> Iterator[None]:
+    """`--command` runs with no window in the context (`--python` has one), so members such as
+    `selected_objects`, which the UV unwrap relies on, are missing: lend it the file's window."""
+    ctx = bpy.context
+    windows = list(ctx.window_manager.windows) if ctx.window_manager else []
+    if ctx.window is not None or not windows:
+        yield
+        return
+    with ctx.temp_override(window=windows[0]):
+        yield
+
+
+def _run(args: argparse.Namespace) -> int:
+    scene = bpy.context.scene
+    settings = scene.text_to_texture
+    _apply_settings(settings, args)
+    if not settings.prompt.strip():
+        raise CliError("no prompt: pass --prompt \"…\" (the scene has none saved)")
+    objects = select_objects(scene, args.objects, args.collection)
+    output = _output_path(args)
+
+    out = _Printer()
+    run = BatchRun(scene, objects)
+    for line in run.batch.skipped:
+        out.line(line)
+    if not run.job_ids:
+        cls = provider_class(settings.provider)
+        if cls is not None and not cls.offline and not bpy.app.online_access:
+            out.line("Start Blender with --online-mode to allow network access for this run")
+        raise CliError("nothing was textured")
+
+    states = _drive(run, args.timeout, out)
+    for _level, line in run.report_lines():
+        if line not in run.batch.skipped:
+            out.line(line)
+
+    code = OK if all(s is State.APPLIED for s in states) else FAILED
+    if output is None and not args.save:
+        out.line("Not saved (pass --output PATH or --save to keep the result)")
+        return code
+    return code if _save(output, out) else FAILED
+
+
+def _apply_settings(settings: Any, args: argparse.Namespace) -> None:
+    """Write the given options onto the scene's settings, which is what the engine reads."""
+    for attr, value in (
+        ("provider", args.provider),
+        ("prompt", args.prompt),
+        ("negative_prompt", args.negative_prompt),
+        ("seed", args.seed),
+        ("resolution", args.resolution),
+        ("enable_pbr", args.pbr),
+        ("uv_policy", args.uv_policy),
+    ):
+        if value is not None:
+            setattr(settings, attr, value)
+
+
+def select_objects(
+    scene: bpy.types.Scene, names: Iterable[str], collections: Iterable[str]
+) -> list[bpy.types.Object]:
+    """The objects to texture, in order and without repeats; raises CliError when none are."""
+    names, collections = list(names), list(collections)
+    in_scene = {o.name: o for o in scene.objects}
+    chosen: dict[str, bpy.types.Object] = {}
+    for name in names:
+        obj = in_scene.get(name)
+        if obj is None:
+            raise CliError(_not_found("object", name, in_scene, scene))
+        chosen.setdefault(obj.name, obj)
+    scene_colls = {c.name: c for c in scene.collection.children_recursive}
+    scene_colls[scene.collection.name] = scene.collection
+    for name in collections:
+        coll = scene_colls.get(name)
+        if coll is None:
+            raise CliError(_not_found("collection", name, scene_colls, scene))
+        meshes = [o for o in coll.all_objects if o.type == "MESH" and o.name in in_scene]
+        if not meshes:
+            raise CliError(f"collection '{name}' has no mesh objects")
+        for obj in meshes:
+            chosen.setdefault(obj.name, obj)
+    if names or collections:
+        return list(chosen.values())
+    layer = bpy.context.view_layer or scene.view_layers[0]
+    selected = [o for o in scene.objects if o.select_get(view_layer=layer)]
+    if not selected:
+        where = Path(bpy.data.filepath).name or "the file"
+        raise CliError(f"no objects are selected in {where}: pass --objects NAME … "
+                       "or --collection NAME")
+    return selected
+
+
+def _not_found(kind: str, name: str, known: Iterable[str], scene: bpy.types.Scene) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"no {kind} named '{name}' in scene '{scene.name}'{hint}"
+
+
+def _output_path(args: argparse.Namespace) -> Path | None:
+    """Check where the result goes before any job starts (a paid job must not be wasted)."""
+    if args.save:
+        if not bpy.data.filepath:
+            raise CliError("--save needs a .blend opened from disk; use --output PATH")
+        if not os.access(bpy.data.filepath, os.W_OK):
+            raise CliError(f"cannot write {bpy.data.filepath}; use --output PATH")
+        return None
+    if args.output is None:
+        return None
+    raw = args.output
+    path = Path(bpy.path.abspath(raw) if raw.startswith("//") else raw).expanduser().absolute()
+    if path.is_dir():
+        raise CliError(f"--output {raw} is a folder; give a file name such as out.blend")
+    if not path.parent.is_dir():
+        raise CliError(f"--output: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise CliError(f"--output: cannot write into {path.parent}")
+    return path
+
+
+def _drive(run: BatchRun, timeout: float | None, out: _Printer) -> list[State]:
+    """Tick the batch to the end (cancelling at the timeout); print each state change."""
+    seen: dict[str, State] = {}
+    end = None if timeout is None else time.monotonic() + timeout
+    out.changes(run.job_ids, seen)
+    try:
+        while run.tick():
+            out.changes(run.job_ids, seen)
+            if end is not None and time.monotonic() > end:
+                out.line(f"Timed out after {timeout:g} s: canceling the unfinished jobs")
+                _cancel(run, out, seen)
+                break
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        out.line("Interrupted: canceling the unfinished jobs")
+        _cancel(run, out, seen)
+    out.changes(run.job_ids, seen)
+    jobs = engine().jobs
+    return [jobs[i].state if i in jobs else State.FAILED for i in run.job_ids]
+
+
+def _cancel(run: BatchRun, out: _Printer, seen: dict[str, State]) -> None:
+    run.cancel()
+    grace = time.monotonic() + CANCEL_GRACE_S
+    while run.tick() and time.monotonic() < grace:
+        out.changes(run.job_ids, seen)
+        time.sleep(POLL_S)
+    jobs = engine().jobs
+    left = [jobs[i] for i in run.job_ids if i in jobs and not jobs[i].state.terminal]
+    for job in left:
+        out.line(f"'{job.object_name}' is still {job.state.value}; it stays in the journal and "
+                 "resumes when the saved file is opened again")
+
+
+def _save(output: Path | None, out: _Printer) -> bool:
+    try:
+        if output is None:
+            bpy.ops.wm.save_mainfile()
+            out.line(f"Saved {bpy.data.filepath}")
+        else:
+            # copy=True: the session keeps its own file; relative paths are remapped.
+            bpy.ops.wm.save_as_mainfile(filepath=str(output), copy=True)
+            out.line(f"Saved {output}")
+    except RuntimeError as exc:
+        out.line(f"Could not save: {str(exc).strip().splitlines()[-1]}")
+        return False
+    return True
+
+
+class _Printer:
+    """Everything the command says goes through here: prefixed, flushed, keys blanked out."""
+
+    def __init__(self) -> None:
+        self.secrets = _secrets()
+
+    def line(self, text: str) -> None:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        print(f"{PREFIX} {text}", flush=True)
+
+    def changes(self, job_ids: Iterable[str], seen: dict[str, State]) -> None:
+        jobs = engine().jobs
+        for job_id in job_ids:
+            job = jobs.get(job_id)
+            if job is None or seen.get(job_id) is job.state:
+                continue
+            seen[job_id] = job.state
+            self.line(f"'{job.object_name}': {job.state.value} {round(job.progress * 100)}% - "
+                      f"{job.message}")
+
+
+def _secrets() -> list[str]:
+    """Every configured key and secret: a provider's message must never carry one to a log."""
+    found: set[str] = set()
+    for pid in LABELS:
+        cfg = provider_config(pid)
+        values = [cfg.api_key, *(v for k, v in cfg.extras.items() if "secret" in k)]
+        found.update(v for v in values if v and len(v) >= 6)
+    return sorted(found, key=len, reverse=True)
+
+
+# ---- registration ----------------------------------------------------------------------------
+
+_handle: Any = None
+
+
+def register() -> None:
+    global _handle
+    if _handle is None:
+        _handle = bpy.utils.register_cli_command(COMMAND, main)
+
+
+def unregister() -> None:
+    global _handle
+    if _handle is not None:
+        bpy.utils.unregister_cli_command(_handle)
+        _handle = None
