@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 
-from emulators.base import guard_loopback
-from emulators.meshy import MeshyEmulator
 from t2t_testing import add_mesh, installed, select, set_prompt
 
-KEY = "msy_cli_SECRET_0123456789abcdef"
+KEY = "msy_emulator_SECRET_0123456789"  # the key the `meshy` fixture (conftest) sets
 PROGRESS = re.compile(r"^\[t2t\] '(?P<name>.+)': (?P<state>[a-z]+) (?P<pct>\d+)% - (?P<msg>.*)$")
 
 
@@ -214,32 +212,6 @@ def test_only_unusable_objects_is_exit_2(blender, scene, capsys) -> None:
 
 
 # ---- a cloud provider: failures, timeouts, keys ----------------------------------------------
-
-
-@pytest.fixture()
-def meshy(blender, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """The Meshy emulator on loopback (MESHY_API_BASE/KEY), online access on, fast polling."""
-    guard_loopback(monkeypatch)
-    emu = MeshyEmulator(job_seconds=0.3, api_key=KEY).start()
-    monkeypatch.setenv("MESHY_API_BASE", emu.url)
-    monkeypatch.setenv("MESHY_API_KEY", KEY)
-    http = installed("providers.http")
-    meshy_mod = installed("providers.meshy")
-    monkeypatch.setattr(meshy_mod, "_working_route", {})
-
-    class FastMeshy(meshy_mod.MeshyProvider):
-        poll_interval = 0.05
-
-        def __init__(self, config: Any, **kw: Any) -> None:
-            kw.setdefault("retry", http.RetryPolicy(retries=3, base=0.01, cap=0.05))
-            super().__init__(config, **kw)
-
-    monkeypatch.setitem(installed("providers.registry").PROVIDERS, "MESHY", FastMeshy)
-    system = blender.context.preferences.system
-    system.use_online_access = True
-    yield emu
-    system.use_online_access = False
-    emu.stop()
 
 
 def test_a_cloud_batch_applies_and_never_prints_the_key(blender, scene, meshy, capsys) -> None:
