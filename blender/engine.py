@@ -24,10 +24,7 @@ from ..jobs.journal import Journal
 from ..jobs.runner import Runner
 from ..providers.base import (
     BASE_COLOR,
-    HEIGHT,
-    METALLIC,
-    NORMAL,
-    ROUGHNESS,
+    RESULT_MESH,
     UV_MESH,
     Provider,
     TextureRequest,
@@ -36,10 +33,10 @@ from ..providers.registry import LABELS, provider_class, resolve_config, unavail
 from . import addon
 from .export import ExportError, export_mesh
 from .images import load_map
-from .material import assign_material, build_material
+from .material import MATERIAL_ROLES, Wiring, assign_material, build_material, tiling_scale
 from .options import OptionsError, provider_options
-from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, transfer_uvs
-from .uvs import UVError, ensure_uvs
+from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, swap_mesh, transfer_uvs
+from .uvs import UVError, ensure_uvs, pick_uv_map
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +176,10 @@ class Engine:
                 skipped.append(reason)
                 continue
             try:
-                uv_name = ensure_uvs(obj, settings.uv_policy)
+                if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
+                    uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap needed
+                else:
+                    uv_name = ensure_uvs(obj, settings.uv_policy)
             except UVError as exc:
                 skipped.append(str(exc))
                 continue
@@ -342,24 +342,32 @@ class Engine:
         uv_name = rec.uv_map
         if obj.type != "MESH" or (uv_name and uv_name not in obj.data.uv_layers):
             return f"'{obj.name}' lost UV map '{uv_name}'; its maps are kept in {where}"
-        if UV_MESH in job.maps:
-            try:
+        label = LABELS.get(job.provider, job.provider)
+        try:
+            if UV_MESH in job.maps:
                 uv_name = transfer_uvs(
                     obj, Path(job.maps[UV_MESH]), PROVIDER_UV_NAMES.get(job.provider, "T2T_UV")
                 )
-            except (ResultMeshError, RuntimeError) as exc:
-                return f"Could not bring {LABELS.get(job.provider)}'s UVs onto '{obj.name}': {exc}"
-            rec.uv_map = uv_name
+            elif RESULT_MESH in job.maps and rec.state != "applied":  # not again on re-apply
+                uv_name = swap_mesh(obj, Path(job.maps[RESULT_MESH]), job.provider, label)
+        except (ResultMeshError, RuntimeError) as exc:
+            return f"Could not bring {label}'s mesh or UVs onto '{obj.name}': {exc}"
+        rec.uv_map = uv_name
         p = addon.prefs()
         pack = bool(p.pack_images) if p is not None else False
-        wanted = [BASE_COLOR, ROUGHNESS, METALLIC, NORMAL]
-        if NORMAL not in job.maps:
-            wanted.append(HEIGHT)
+        cls = provider_class(job.provider)
+        seamless = bool(cls and cls.seamless_2d)
+        wiring = Wiring(
+            uv_name=uv_name,
+            tiling=tiling_scale(obj, uv_name, float(job.request.options.get("tile_size", 1.0)))
+            if seamless else None,
+            bump_height=seamless,
+        )
         try:
-            images = {r: load_map(job.maps[r], r, pack) for r in wanted if r in job.maps}
+            images = {r: load_map(p, r, pack) for r, p in job.maps.items() if r in MATERIAL_ROLES}
             if BASE_COLOR not in images:
                 raise RuntimeError("no base color map")
-            mat = build_material(f"T2T {obj.name}", images, uv_name)
+            mat = build_material(f"T2T {obj.name}", images, wiring)
             assign_material(obj, mat)
         except (RuntimeError, OSError) as exc:
             return f"Could not apply the maps to '{obj.name}': {exc}"

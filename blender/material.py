@@ -6,20 +6,31 @@ into object-linked slots, so the mesh data (possibly shared with other objects) 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import bpy
 
-from ..providers.base import BASE_COLOR, HEIGHT, METALLIC, NORMAL, ROUGHNESS
+from ..providers.base import BASE_COLOR, HEIGHT, METALLIC, METALLIC_ROUGHNESS, NORMAL, ROUGHNESS
 from .compat import node_tree_of
 
 COL_UV, COL_IMAGE, COL_CONVERT, COL_BSDF, COL_OUT = -1100, -750, -300, 0, 350
 ROW = 300
 
-# role -> (BSDF input, row); normal and height go through their own converter node
-_ROWS = {BASE_COLOR: 1, METALLIC: 0, ROUGHNESS: -1, NORMAL: -2, HEIGHT: -3}
+MAPPING_NODE = "T2T Tiling"
+SMOOTHNESS = "smoothness"  # a provider's smoothness map it could not invert itself
+
+# role -> row; normal and height go through their own converter node
+_ROWS = {
+    BASE_COLOR: 1, METALLIC: 0, METALLIC_ROUGHNESS: 0, ROUGHNESS: -1, SMOOTHNESS: -1,
+    NORMAL: -2, HEIGHT: -3,
+}
 _SOCKETS = {BASE_COLOR: "Base Color", METALLIC: "Metallic", ROUGHNESS: "Roughness"}
+# Every map role a material can use; other files of a result (meshes) are not images.
+MATERIAL_ROLES = frozenset(_ROWS)
 _LABELS = {
     BASE_COLOR: "Base Color", METALLIC: "Metallic", ROUGHNESS: "Roughness",
-    NORMAL: "Normal", HEIGHT: "Height",
+    NORMAL: "Normal", HEIGHT: "Height", METALLIC_ROUGHNESS: "Metallic Roughness",
+    SMOOTHNESS: "Smoothness",
 }
 
 
@@ -32,7 +43,11 @@ def uv_map_node(tree: bpy.types.NodeTree, uv_name: str) -> bpy.types.Node:
 
 
 def image_node(
-    tree: bpy.types.NodeTree, image: bpy.types.Image, role: str, uv: bpy.types.Node
+    tree: bpy.types.NodeTree,
+    image: bpy.types.Image,
+    role: str,
+    vector: bpy.types.NodeSocket,
+    box: bool = False,
 ) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeTexImage")
     node.image = image
@@ -40,7 +55,10 @@ def image_node(
     node.name = f"T2T {_LABELS[role]}"
     node.location = (COL_IMAGE, _ROWS[role] * ROW)
     node.interpolation = "Linear"
-    tree.links.new(uv.outputs["UV"], node.inputs["Vector"])
+    if box:  # no UVs: project from the three axes, blending the seams
+        node.projection = "BOX"
+        node.projection_blend = 0.25
+    tree.links.new(vector, node.inputs["Vector"])
     return node
 
 
@@ -59,10 +77,68 @@ def bump_node(tree: bpy.types.NodeTree) -> bpy.types.Node:
     return node
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """How the maps reach the surface."""
+
+    uv_name: str = ""  # the UV map the maps belong to; "" = box projection in object space
+    tiling: tuple[float, float, float] | None = None  # a Mapping node's scale (seamless 2D)
+    bump_height: bool = False  # height through a Bump node even when there is a normal map
+
+
+def vector_source(tree: bpy.types.NodeTree, wiring: Wiring) -> bpy.types.NodeSocket:
+    """UV Map (or object coordinates), through a tiling Mapping node when asked."""
+    if wiring.uv_name:
+        src = uv_map_node(tree, wiring.uv_name).outputs["UV"]
+    else:
+        coords = tree.nodes.new("ShaderNodeTexCoord")
+        coords.location = (COL_UV, 0)
+        src = coords.outputs["Object"]
+    if wiring.tiling is None:
+        return src
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.name = MAPPING_NODE
+    mapping.label = "Tiling (scale = repeats)"
+    mapping.location = (COL_UV + 200, 0)
+    mapping.inputs["Scale"].default_value = wiring.tiling
+    tree.links.new(src, mapping.inputs["Vector"])
+    return mapping.outputs["Vector"]
+
+
+def tiling_scale(
+    obj: bpy.types.Object, uv_name: str, tile_size: float
+) -> tuple[float, float, float]:
+    """Mapping scale so one tile covers about `tile_size` metres on every object alike.
+
+    With UVs the whole 0–1 square is stretched over the object, so repeats follow its largest
+    dimension; box projection works in object space, so the object's own scale is undone."""
+    tile = max(tile_size, 1e-3)
+    if uv_name:
+        repeats = max(max(obj.dimensions), 1e-3) / tile
+        return (repeats, repeats, repeats)
+    sx, sy, sz = (max(abs(v), 1e-6) for v in obj.scale)
+    return (sx / tile, sy / tile, sz / tile)
+
+
+def separate_node(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    node = tree.nodes.new("ShaderNodeSeparateColor")
+    node.mode = "RGB"
+    node.label = "glTF: G roughness, B metallic"
+    node.location = (COL_CONVERT, _ROWS[METALLIC] * ROW)
+    return node
+
+
+def invert_node(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    node = tree.nodes.new("ShaderNodeInvert")
+    node.label = "Smoothness to roughness"
+    node.location = (COL_CONVERT, _ROWS[ROUGHNESS] * ROW)
+    return node
+
+
 def build_material(
-    name: str, images: dict[str, bpy.types.Image], uv_name: str
+    name: str, images: dict[str, bpy.types.Image], wiring: Wiring
 ) -> bpy.types.Material:
-    """A new material wiring each map to its Principled BSDF input through `uv_name`."""
+    """A new material wiring each map to its Principled BSDF input."""
     mat = bpy.data.materials.new(name)
     tree = node_tree_of(mat)
     tree.nodes.clear()
@@ -71,23 +147,37 @@ def build_material(
     bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
     bsdf.location = (COL_BSDF, 0)
     tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    uv = uv_map_node(tree, uv_name)
+    vector = vector_source(tree, wiring)
+
+    def texture(role: str) -> bpy.types.Node:
+        return image_node(tree, images[role], role, vector, box=not wiring.uv_name)
 
     for role, socket in _SOCKETS.items():
         if role in images:
-            tex = image_node(tree, images[role], role, uv)
-            tree.links.new(tex.outputs["Color"], bsdf.inputs[socket])
-    if NORMAL in images:
-        tex = image_node(tree, images[NORMAL], NORMAL, uv)
-        nmap = normal_map_node(tree, uv_name)
-        tree.links.new(tex.outputs["Color"], nmap.inputs["Color"])
-        tree.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
-    elif HEIGHT in images:
-        tex = image_node(tree, images[HEIGHT], HEIGHT, uv)
+            tree.links.new(texture(role).outputs["Color"], bsdf.inputs[socket])
+    if METALLIC_ROUGHNESS in images:
+        split = separate_node(tree)
+        tree.links.new(texture(METALLIC_ROUGHNESS).outputs["Color"], split.inputs["Color"])
+        tree.links.new(split.outputs["Green"], bsdf.inputs["Roughness"])
+        tree.links.new(split.outputs["Blue"], bsdf.inputs["Metallic"])
+    if SMOOTHNESS in images and ROUGHNESS not in images:
+        inv = invert_node(tree)
+        tree.links.new(texture(SMOOTHNESS).outputs["Color"], inv.inputs["Color"])
+        tree.links.new(inv.outputs["Color"], bsdf.inputs["Roughness"])
+    normal_out = None
+    if NORMAL in images and wiring.uv_name:  # tangent space needs the UVs
+        nmap = normal_map_node(tree, wiring.uv_name)
+        tree.links.new(texture(NORMAL).outputs["Color"], nmap.inputs["Color"])
+        normal_out = nmap.outputs["Normal"]
+    if HEIGHT in images and (normal_out is None or wiring.bump_height):
         bump = bump_node(tree)
-        tree.links.new(tex.outputs["Color"], bump.inputs["Height"])
-        tree.links.new(bump.outputs["Normal"], bsdf.inputs["Normal"])
-    if METALLIC not in images:
+        tree.links.new(texture(HEIGHT).outputs["Color"], bump.inputs["Height"])
+        if normal_out is not None:
+            tree.links.new(normal_out, bump.inputs["Normal"])
+        normal_out = bump.outputs["Normal"]
+    if normal_out is not None:
+        tree.links.new(normal_out, bsdf.inputs["Normal"])
+    if METALLIC not in images and METALLIC_ROUGHNESS not in images:
         bsdf.inputs["Metallic"].default_value = 0.0
     return mat
 

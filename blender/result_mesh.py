@@ -84,3 +84,32 @@ def transfer_uvs(obj: bpy.types.Object, glb_path: Path, uv_name: str) -> str:
         return uv_name
     finally:
         discard(imported)
+
+
+def swap_mesh(obj: bpy.types.Object, glb_path: Path, provider_id: str, label: str) -> str:
+    """Give `obj` the provider's own mesh (its topology and UVs are what the maps belong to).
+
+    Chosen over copying UVs across a different topology, which smears the texture at every UV
+    seam. The object keeps its name, transform and modifiers; its previous mesh stays in the
+    file (fake user, "<name>" untouched) and can be picked again in Object Data properties.
+    Returns the name of the UV map the maps use.
+    """
+    imported = import_glb(glb_path)
+    try:
+        sources = [o for o in imported if o.type == "MESH" and o.data.uv_layers]
+        if not sources:
+            raise ResultMeshError(f"{glb_path.name} has no mesh with UVs")
+        src = max(sources, key=lambda o: len(o.data.polygons))
+        new_mesh = src.data
+        # Same place in the world: the GLB's node transform was the object's when exported.
+        new_mesh.transform(obj.matrix_world.inverted() @ src.matrix_world)
+        new_mesh.materials.clear()
+        uv_name = PROVIDER_UV_NAMES.get(provider_id, "T2T_UV")
+        new_mesh.uv_layers.active.name = uv_name
+        old = obj.data
+        old.use_fake_user = True
+        new_mesh.name = f"{old.name} ({label})"
+        obj.data = new_mesh
+        return uv_name
+    finally:
+        discard([o for o in imported])
