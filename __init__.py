@@ -21,6 +21,7 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
         jobs.T2T_OT_reapply,
         jobs.T2T_OT_retry,
         jobs.T2T_OT_clear_finished,
+        jobs.T2T_OT_quote,
         *sidebar.classes,
     )
 )

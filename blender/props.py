@@ -116,6 +116,13 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
             "realistic-hand-drawn", "fake-3d-hand-drawn", "oriental-comic-ink")],
         default="realistic",
     )
+    # Triverse
+    triverse_polygon_limit: IntProperty(  # type: ignore[valid-type]
+        name="Polygon limit", default=0, min=0, max=1_500_000, soft_min=0,
+        description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
+        "Triverse. The object then gets Triverse's mesh; yours is kept in the file",
+    )
+    quote: StringProperty(name="Price", default="")  # type: ignore[valid-type]
     jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
     active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]
 

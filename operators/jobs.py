@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import StringProperty
 
+from ..blender import quotes
 from ..blender.engine import engine
 from ..blender.pump import ensure_pump
 from ..jobs.job import State
@@ -90,8 +91,25 @@ class T2T_OT_retry(bpy.types.Operator):
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
-        if context.window is None:
+        if bpy.app.background:
             engine().run_blocking(engine().active_ids())
         else:
             ensure_pump()
+        return {"FINISHED"}
+
+
+class T2T_OT_quote(bpy.types.Operator):
+    """Ask the provider what texturing one object would cost (nothing is charged)"""
+
+    bl_idname = "text_to_texture.quote"
+    bl_label = "Price"
+    bl_options = {"INTERNAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        problem = quotes.request_quote(context.scene)
+        if problem:
+            self.report({"WARNING"}, problem)
+            return {"CANCELLED"}
+        if bpy.app.background:  # no timers to collect the answer: wait for it here
+            self.report({"INFO"}, quotes.wait(context.scene))
         return {"FINISHED"}

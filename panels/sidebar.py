@@ -138,10 +138,18 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
         col.prop(settings, "meshy_ai_model")
         col.prop(settings, "meshy_original_uv")
         col.prop(settings, "meshy_art_style")
+    if pid == "TRIVERSE":
+        col.prop(settings, "triverse_polygon_limit")
     if pid in ("MESHY", "TRIVERSE"):
         col.template_ID(settings, "reference_image", open="image.open")
     if pid in ("MESHY", "TRIVERSE", "DRESSX"):
         col.prop(settings, "mesh_url", text="Mesh URL")
+    if pid in ("TRIVERSE", "SCENARIO"):
+        row = box.row(align=True)
+        row.operator("text_to_texture.quote", icon="FUND")
+        row.label(text=settings.quote)
+    if pid == "TRIVERSE":
+        box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
 
 
 def _wrap(text: str, width: int) -> list[str]:

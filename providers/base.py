@@ -173,6 +173,11 @@ class Provider:
         checked on the main thread before anything is sent, so the artist hears it at once."""
         return ""
 
+    def quote(self, request: TextureRequest, cancel: CancelToken | None = None) -> dict | None:
+        """What the job would cost, read-only, where the service can say: a dict with
+        "cost_credits" and optionally "available_credits"; None otherwise. Worker thread only."""
+        return None
+
     def submit(self, request: TextureRequest, cancel: CancelToken) -> str:
         """Start the remote task; return its id. Called once per job, ever."""
         raise NotImplementedError

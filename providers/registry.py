@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from .base import Provider, ProviderConfig
 from .meshy import MeshyProvider
 from .procedural import ProceduralProvider
+from .triverse import TriverseProvider
 
 # (id, label, description) for every provider the panel lists, available or not yet.
 CHOICES: list[tuple[str, str, str]] = [
@@ -24,6 +25,7 @@ LABELS = {pid: label for pid, label, _ in CHOICES}
 PROVIDERS: dict[str, type[Provider]] = {
     ProceduralProvider.id: ProceduralProvider,
     MeshyProvider.id: MeshyProvider,
+    TriverseProvider.id: TriverseProvider,
 }
 
 # Extra settings per provider: (config key, environment variable).

@@ -10,4 +10,7 @@ from __future__ import annotations
 # name -> (module, class); imported lazily so one broken emulator cannot break the others.
 EMULATORS: dict[str, tuple[str, str]] = {
     "meshy": ("meshy", "MeshyEmulator"),
+    "triverse": ("triverse", "TriverseEmulator"),
+    "dressx": ("dressx", "DressxEmulator"),
+    "scenario": ("scenario", "ScenarioEmulator"),
 }

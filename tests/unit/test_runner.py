@@ -318,7 +318,9 @@ def test_a_disk_error_while_saving_is_one_clear_line(tmp_path: Path, journal: Jo
     assert done.message == f"Could not save the maps (No space left on device): {tmp_path}"
 
 
-def test_a_key_echoed_by_the_service_never_reaches_the_job(tmp_path: Path, journal: Journal) -> None:
+def test_a_key_echoed_by_the_service_never_reaches_the_job(
+    tmp_path: Path, journal: Journal
+) -> None:
     from text_to_texture.providers.base import ProviderConfig
 
     svc = FakeService()
