@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import ext_dev  # noqa: E402
+import ext_dev
 
 
 def fast_polls() -> None:

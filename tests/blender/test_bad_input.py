@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from t2t_testing import add_mesh, engine, installed, select, set_prompt
+from t2t_testing import add_mesh, engine, installed, set_prompt
 
 
 def batch(bpy, objs):  # type: ignore[no-untyped-def]
