@@ -47,6 +47,21 @@ class T2T_Preferences(bpy.types.AddonPreferences):
         description="Public address (e.g. a tunnel) at which DRESSX reaches this computer "
         "(DRESSX_PUBLIC_URL wins)",
     )
+    dressx_local_port: IntProperty(  # type: ignore[valid-type]
+        name="Local port", default=8765, min=0, max=65535,
+        description="Port of the small local server DRESSX's results reach through your "
+        "tunnel (0 = any free port, but then a job cannot resume after a restart)",
+    )
+    dressx_coordinator_key: StringProperty(  # type: ignore[valid-type]
+        name="Coordinator key", subtype="PASSWORD", default="",
+        description="Optional DRESSX coordinator key sent with each job "
+        "(DRESSX_COORDINATOR_KEY wins)",
+    )
+    dressx_timeout_s: IntProperty(  # type: ignore[valid-type]
+        name="Give up after", default=1800, min=60, max=24 * 3600, subtype="TIME_ABSOLUTE",
+        description="How long to wait for DRESSX's result before the job ends as timed out "
+        "(its order id is kept to look it up)",
+    )
     scenario_api_key: _key("SCENARIO")  # type: ignore[valid-type]
     scenario_api_secret: StringProperty(  # type: ignore[valid-type]
         name="API secret", subtype="PASSWORD", default="",
@@ -83,7 +98,8 @@ class T2T_Preferences(bpy.types.AddonPreferences):
             "api_base": getattr(self, f"{prefix}_api_base", ""),
         }
         for key, _var in EXTRAS.get(provider_id, []):
-            saved[key] = getattr(self, f"{prefix}_{key}", "")
+            value = getattr(self, f"{prefix}_{key}", "")
+            saved[key] = "" if value == 0 else str(value)
         return saved
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -109,6 +125,9 @@ class T2T_Preferences(bpy.types.AddonPreferences):
                 box.prop(self, "scenario_model_id")
             if pid == "DRESSX":
                 box.prop(self, "dressx_public_url")
+                box.prop(self, "dressx_local_port")
+                box.prop(self, "dressx_coordinator_key")
+                box.prop(self, "dressx_timeout_s")
             box.prop(self, f"{prefix}_api_base")
 
 

@@ -445,8 +445,15 @@ class Engine:
         rec.progress = job.progress
         rec.message = job.message
         rec.remote_id = job.remote_id
+        facts = []
+        if "order" in job.extra:
+            facts.append(f"order {job.extra['order']}")
         if "balance" in job.extra:
-            rec.info = f"{LABELS.get(job.provider, job.provider)} balance: {job.extra['balance']}"
+            facts.append(f"balance {job.extra['balance']:g}"
+                         if isinstance(job.extra["balance"], (int, float))
+                         else f"balance {job.extra['balance']}")
+        if facts:
+            rec.info = f"{LABELS.get(job.provider, job.provider)} " + ", ".join(facts)
         if job.state.terminal and not rec.finished:
             rec.finished = int(time.time())
 

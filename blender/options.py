@@ -53,6 +53,9 @@ def provider_options(settings: Any, provider_id: str) -> dict[str, Any]:
         if settings.meshy_ai_model != "latest":
             opts["ai_model"] = settings.meshy_ai_model
         opts["art_style"] = settings.meshy_art_style
+    if provider_id == "DRESSX":
+        opts["refine"] = bool(settings.dressx_refine)
+        opts["num_inference_steps"] = int(settings.dressx_steps)
     if provider_id == "TRIVERSE" and settings.triverse_polygon_limit > 0:
         if settings.triverse_polygon_limit < 1000:
             raise OptionsError("Triverse's polygon limit is 1,000 to 1,500,000 (0 = no limit)")

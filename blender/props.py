@@ -122,6 +122,14 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
         description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
         "Triverse. The object then gets Triverse's mesh; yours is kept in the file",
     )
+    # DRESSX
+    dressx_steps: IntProperty(  # type: ignore[valid-type]
+        name="Steps", default=20, min=0, max=150,
+        description="Inference steps (0 leaves it to DRESSX)",
+    )
+    dressx_refine: BoolProperty(  # type: ignore[valid-type]
+        name="Refine", default=False, description="Ask DRESSX for an extra refinement pass",
+    )
     quote: StringProperty(name="Price", default="")  # type: ignore[valid-type]
     jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
     active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]

@@ -7,6 +7,7 @@ import logging
 import bpy
 from bpy.app.handlers import persistent
 
+from ..providers import webhook_server
 from .engine import engine, reset_engine
 
 log = logging.getLogger(__name__)
@@ -56,3 +57,4 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(_pump):
         bpy.app.timers.unregister(_pump)
     reset_engine()
+    webhook_server.shutdown()  # the DRESSX local server, if it still runs

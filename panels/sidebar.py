@@ -11,6 +11,7 @@ import bpy
 
 from ..blender.engine import engine, online_blocker
 from ..operators.generate import count_valid
+from ..providers import webhook_server
 from ..providers.registry import LABELS
 
 ACTIVE = ("queued", "exporting", "submitting", "running", "downloading", "ready")
@@ -150,6 +151,12 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
         row.label(text=settings.quote)
     if pid == "TRIVERSE":
         box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
+    if pid == "DRESSX":
+        col.prop(settings, "dressx_steps")
+        col.prop(settings, "dressx_refine")
+        server = webhook_server.current()
+        if server is not None:
+            box.label(text=f"Local server: {server.url}", icon="LINKED")
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from .base import Provider, ProviderConfig
+from .dressx import DressxProvider
 from .meshy import MeshyProvider
 from .procedural import ProceduralProvider
 from .triverse import TriverseProvider
@@ -26,12 +27,18 @@ PROVIDERS: dict[str, type[Provider]] = {
     ProceduralProvider.id: ProceduralProvider,
     MeshyProvider.id: MeshyProvider,
     TriverseProvider.id: TriverseProvider,
+    DressxProvider.id: DressxProvider,
 }
 
 # Extra settings per provider: (config key, environment variable).
 EXTRAS: dict[str, list[tuple[str, str]]] = {
     "SCENARIO": [("api_secret", "SCENARIO_API_SECRET"), ("model_id", "SCENARIO_MODEL_ID")],
-    "DRESSX": [("public_url", "DRESSX_PUBLIC_URL")],
+    "DRESSX": [
+        ("public_url", "DRESSX_PUBLIC_URL"),
+        ("local_port", "DRESSX_LOCAL_PORT"),
+        ("coordinator_key", "DRESSX_COORDINATOR_KEY"),
+        ("timeout_s", "DRESSX_TIMEOUT_S"),
+    ],
 }
 
 

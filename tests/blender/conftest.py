@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from emulators.base import Emulator, guard_loopback
+from emulators.dressx import DressxEmulator
 from emulators.meshy import MeshyEmulator
 from emulators.triverse import TriverseEmulator
 from t2t_testing import installed
@@ -68,3 +69,16 @@ def triverse(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
     fast_provider(monkeypatch, "TRIVERSE", "triverse", "TriverseProvider", rate_limit_wait=0.05)
     yield emu
     emu.stop()
+
+
+@pytest.fixture()
+def dressx(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The DRESSX emulator; the local server's loopback address stands in for the tunnel."""
+    emu = serve(DressxEmulator(job_seconds=0.3, api_key="dsx_SECRET_0123456789"),
+                monkeypatch, "DRESSX")
+    monkeypatch.setenv("DRESSX_PUBLIC_URL", "http://127.0.0.1:{port}")
+    monkeypatch.setenv("DRESSX_LOCAL_PORT", "0")
+    fast_provider(monkeypatch, "DRESSX", "dressx", "DressxProvider")
+    yield emu
+    emu.stop()
+    installed("providers.webhook_server").shutdown()

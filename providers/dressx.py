@@ -1,0 +1,653 @@
+"""DRESSX Text to Texture: the mesh goes out as a URL, the result comes back by webhook.
+
+Contract: `../shared/providers.md` §1 and the seed document, which leave most things unknown.
+Every guess below is a setting or a named constant, and is marked "Guess:".
+
+How a job runs. `submit` registers the job with the extension's one local server
+(`webhook_server`, 127.0.0.1 only), which serves the exported OBJ at ``<public>/m/<token>/mesh.obj``
+and takes the webhook at ``<public>/w/<token>``; ``<public>`` is the artist's public URL (a tunnel
+such as ngrok or cloudflared forwarding to the local port). It then POSTs
+``/v2/pipeline/text-to-texture/``. `poll` does no network at all: it reads what the webhook
+delivered. `fetch` downloads the maps the webhook named. DRESSX documents no status, list or
+cancel endpoint, so `cancel` only stops listening, and a webhook that never comes ends the job
+as timed out, its order id kept so the artist can look it up.
+
+Resume after a restart: the remote id carries the order id, the submit time and the tokens
+(``"<order>:<epoch>:<webhook token>:<mesh token>"``), so a resumed job registers the same paths
+again. DRESSX keeps the result URL it was given, so this only works when the local port is fixed
+(config extra ``local_port``) and the tunnel's public URL is unchanged; otherwise the job times
+out with its order id. A success webhook is also written beside the maps
+(``.<stem>.dressx-result.json``, removed once the maps are in), so a restart during the downloads
+does not lose a paid result. The remote id holds the webhook token: it is a secret of the job
+(anyone who has it and the tunnel address can post a result), so it is journaled but never logged.
+
+Settings, `ProviderConfig.extras` (preferences / environment) unless said otherwise:
+
+* ``public_url`` (``DRESSX_PUBLIC_URL``): required. ``{port}`` in it is replaced by the local
+  server's port (a loopback URL stands in for a tunnel in tests and with a local emulator).
+* ``local_port``: fixed port for the local server; "" or 0 = a free one (resume then can't work).
+  ``request.options["local_port"]`` wins.
+* ``coordinator_key``: sent as the body's optional ``key`` when set.
+* ``timeout_s``: how long to wait for the webhook (default 30 min); options ``timeout_s`` wins.
+* ``num_inference_steps``: default 20 (the document's example); options win; 0 = not sent.
+* ``max_concurrency``: jobs at DRESSX at once (default 2).
+
+``request.options``: ``mesh_url`` (a URL DRESSX can fetch, sent instead of serving the export),
+``refine`` (bool, default False), ``num_inference_steps``, ``timeout_s``, ``local_port``, and
+``order`` (an int to use as DRESSX order id instead of the one derived from the job id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from . import webhook_server
+from .base import (
+    BASE_COLOR,
+    METALLIC,
+    NORMAL,
+    ROUGHNESS,
+    CancelToken,
+    ProgressFn,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RemoteState,
+    RemoteStatus,
+    TextureRequest,
+)
+from .http import (
+    PREFS_HINT,
+    HttpClient,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    bearer,
+    is_loopback_host,
+    url_problem,
+)
+
+log = logging.getLogger(__name__)
+
+# Guess: the base URL is not published; the result files live on api.dressx.com [providers.md §1].
+DEFAULT_BASE = "https://api.dressx.com"
+CREATE_PATH = "/v2/pipeline/text-to-texture/"  # trailing slash as documented (Django style)
+DEFAULT_TIMEOUT_S = 30 * 60.0  # Guess: no duration is documented
+DEFAULT_STEPS = 20  # Guess: the document's example; pinned so a seed stays reproducible
+MAX_STEPS = 1000
+MAX_ORDER = 2**31 - 1  # Guess: `order` is an Int; kept in a signed 32-bit range
+MB = 1 << 20
+
+# Guess: the example names the maps albedo/normal/roughness/metallic; a few aliases are read too.
+MAP_KEYS: dict[str, tuple[str, ...]] = {
+    BASE_COLOR: ("albedo", "base_color", "basecolor", "diffuse", "color"),
+    NORMAL: ("normal",),
+    ROUGHNESS: ("roughness",),
+    METALLIC: ("metallic", "metalness"),
+}
+_PBR_ROLES = (NORMAL, ROUGHNESS, METALLIC)
+_KEPT_FIELDS = ("order_id", "status", "render_url", "mesh_url", "pbr_components", "balance")
+_warned: set[str] = set()  # warnings worth giving once per session
+
+
+class DressxHooks(ServiceHooks):
+    """Errors: the shape is undocumented. Guess: a Django REST Framework service (the trailing
+    slash): ``{"detail": "..."}``, or field errors ``{"order": ["This field is required."]}``."""
+
+    def error_message(self, status: int, body: Any) -> str:
+        text = super().error_message(status, body)
+        if text:
+            return text
+        if isinstance(body, Mapping):
+            parts = [f"{name}: {_joined(value)}" for name, value in body.items() if _joined(value)]
+            return "; ".join(parts)
+        return _joined(body)
+
+    def describe(self, status: int, message: str, context: str, label: str) -> str | None:
+        said = message.lower()
+        if status == 401 or (status == 403 and ("credential" in said or "token" in said)):
+            return f"DRESSX rejected the API key — check {PREFS_HINT} > DRESSX (or DRESSX_API_KEY)"
+        if status == 403 and "key" in said:
+            return (f"DRESSX refused the coordinator key — check it in {PREFS_HINT} > DRESSX "
+                    f"(DRESSX said: {message})")
+        if status == 402:
+            return ("Your DRESSX balance is used up — top it up in your DRESSX account, then "
+                    "retry")
+        return None
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return " ".join(v.strip() for v in value)
+    return ""
+
+
+@dataclass(frozen=True)
+class DressxRef:
+    """What the remote id must carry for a job to be watched again after a restart."""
+
+    order: int
+    submitted: float  # epoch seconds (ms precision): the timeout counts from here, across restarts
+    webhook_token: str
+    mesh_token: str = ""  # "" when the artist gave a mesh URL
+
+    def encode(self) -> str:
+        return f"{self.order}:{self.submitted:.3f}:{self.webhook_token}:{self.mesh_token}"
+
+    @classmethod
+    def parse(cls, remote_id: str) -> DressxRef:
+        parts = remote_id.split(":")
+        try:
+            order, submitted, webhook, mesh = parts
+            ref = cls(int(order), round(float(submitted), 3), webhook, mesh)
+        except ValueError:
+            raise ProviderError("This DRESSX job's record is damaged; look the result up in your "
+                                "DRESSX account") from None
+        if not ref.webhook_token or not math.isfinite(ref.submitted):
+            raise ProviderError(f"This DRESSX job's record is damaged (order {ref.order}); look "
+                                "it up in your DRESSX account")
+        return ref
+
+
+def order_for(job_id: str) -> int:
+    """The DRESSX order id of a job: derived from its id, so it can be told to the artist even
+    when Blender stopped before the remote id was saved. 1 .. 2**31-1; a collision between two
+    jobs of one account is about 1 in 4 million per pair."""
+    digest = hashlib.sha256(job_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % MAX_ORDER + 1
+
+
+class DressxProvider(Provider):
+    id = "DRESSX"
+    label = "DRESSX"
+    offline = False
+    mesh_format = "OBJ"  # DRESSX takes "an .obj file containing the 3D mesh with UV coordinates"
+    resubmit_safe = False  # every order costs balance
+    max_concurrency = 2  # Guess: no limit documented; config extra "max_concurrency"
+    poll_interval = 0.25  # poll only reads the local webhook queue: no network
+    max_map_bytes: ClassVar[int] = 256 * MB
+
+    def __init__(
+        self,
+        config: ProviderConfig | None = None,
+        *,
+        poll_interval: float | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleeper | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(config)
+        if poll_interval is not None:
+            self.poll_interval = poll_interval  # type: ignore[misc]
+        concurrency = _int_or_none(self._extra("max_concurrency"))
+        if concurrency and concurrency > 0:
+            self.max_concurrency = concurrency  # type: ignore[misc]
+        self._retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        self._client: HttpClient | None = None
+        self._client_lock = threading.Lock()
+        self._running: dict[str, str] = {}  # remote id -> last progress text from a webhook
+        self._balance: dict[str, float] = {}
+        self._rebound_without_port: set[str] = set()
+        self._result_paths: dict[str, str] = {}
+
+    # ---- settings ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return (self.config.api_base or DEFAULT_BASE).strip().rstrip("/")
+
+    def _extra(self, name: str) -> str:
+        return str(self.config.extras.get(name) or "").strip()
+
+    def _setting(self, options: Mapping[str, Any], name: str) -> Any:
+        value = options.get(name)
+        return self._extra(name) if value is None or value == "" else value
+
+    def local_port(self, options: Mapping[str, Any] | None = None) -> int:
+        raw = self._setting(options or {}, "local_port")
+        port = _int_or_none(raw) if raw not in ("", None) else 0
+        if port is None or not 0 <= port <= 65535:
+            raise ProviderError(f"The DRESSX local port must be a number from 1 to 65535 (or "
+                                f"empty for any free port) — check {PREFS_HINT} > DRESSX")
+        return port
+
+    def timeout_s(self, options: Mapping[str, Any] | None = None) -> float:
+        raw = self._setting(options or {}, "timeout_s")
+        if raw in ("", None):
+            return DEFAULT_TIMEOUT_S
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = 0.0
+        if not value > 0:
+            raise ProviderError("The DRESSX timeout must be a number of seconds above 0")
+        return value
+
+    def _steps(self, options: Mapping[str, Any]) -> int | None:
+        raw = self._setting(options, "num_inference_steps")
+        if raw in ("", None):
+            return DEFAULT_STEPS
+        value = _int_or_none(raw)
+        if value is None or value < 0 or value > MAX_STEPS:
+            raise ProviderError(f"DRESSX inference steps must be a whole number from 1 to "
+                                f"{MAX_STEPS} (0 leaves it to DRESSX)")
+        return value or None
+
+    def public_base(self, port: int) -> str:
+        """The public URL with `{port}` filled in, without a trailing slash."""
+        return self._extra("public_url").replace("{port}", str(port)).rstrip("/")
+
+    def check_ready(self) -> str:
+        if not self.config.api_key.strip():
+            return f"DRESSX needs an API key: {PREFS_HINT} > DRESSX, or DRESSX_API_KEY"
+        problem = url_problem(self.base_url, self.label, "base URL")
+        if problem:
+            return problem
+        try:
+            port = self.local_port()
+        except ProviderError as exc:
+            return exc.message
+        public = self._extra("public_url")
+        target = f"http://127.0.0.1:{port}" if port else "the local port you set there"
+        if not public:
+            return (f"DRESSX sends its result to a public URL that reaches this computer, and "
+                    f"none is set: put a tunnel address (ngrok, cloudflared) forwarding to "
+                    f"{target} in {PREFS_HINT} > DRESSX > Public URL, or set DRESSX_PUBLIC_URL")
+        sample = public.replace("{port}", str(port or 1))
+        problem = url_problem(sample, self.label, "public URL")
+        if problem:
+            return problem
+        if urlsplit(sample).query or urlsplit(sample).fragment:
+            return (f"The DRESSX public URL must be a plain address without ? or # — check "
+                    f"{PREFS_HINT} > DRESSX")
+        return ""
+
+    def client(self) -> HttpClient:
+        with self._client_lock:
+            if self._client is None:
+                problem = self.check_ready()
+                if problem:
+                    raise ProviderError(problem)
+                self._client = HttpClient(
+                    self.base_url, bearer(self.config.api_key), self.label,
+                    hooks=DressxHooks(), retry=self._retry, sleep=self._sleep,
+                )
+            return self._client
+
+    # ---- submit --------------------------------------------------------------------------------
+
+    def submit(self, request: TextureRequest, cancel: CancelToken) -> str:
+        client = self.client()  # checks key, base URL, public URL
+        opts = request.options or {}
+        prompt = request.prompt.strip()
+        if not prompt:
+            raise ProviderError("DRESSX needs a prompt")
+        if request.negative_prompt.strip():
+            log.info("DRESSX takes no negative prompt; it is not sent")
+        user_mesh = str(opts.get("mesh_url") or "").strip()
+        if user_mesh:
+            problem = url_problem(user_mesh, self.label, "mesh URL")
+            if problem:
+                raise ProviderError(problem)
+        else:
+            check_obj(request.mesh_path)
+        order = self._order(request)
+        port = self.local_port(opts)
+        self.timeout_s(opts)  # refuse a bad setting before paying, not at the deadline
+        steps = self._steps(opts)
+        cancel.check()
+        srv, reg = webhook_server.acquire(order, "" if user_mesh else request.mesh_path,
+                                          port=port)
+        try:
+            public = self.public_base(srv.port)
+            if is_loopback_host(urlsplit(public).hostname or "") and not _warned:
+                _warned.add("loopback")
+                log.warning("The DRESSX public URL is this computer's own address: only a local "
+                            "emulator can reach it, DRESSX cannot")
+            body: dict[str, Any] = {
+                "order": order,
+                "prompt": prompt,
+                "result_url": f"{public}/w/{reg.webhook_token}",
+                "seed": int(request.seed),
+                "refine": bool(opts.get("refine", False)),
+                "mesh_url": user_mesh or f"{public}/m/{reg.mesh_token}/mesh.obj",
+            }
+            if steps:
+                body["num_inference_steps"] = steps
+            if self._extra("coordinator_key"):
+                body["key"] = self._extra("coordinator_key")
+            submitted = round(self._clock(), 3)
+            self._create(client, body, cancel, order)
+        except BaseException:
+            webhook_server.release(reg.webhook_token)
+            raise
+        log.info("DRESSX order %d sent; waiting for its webhook (%s)", order,
+                 webhook_server.short(reg.webhook_token))
+        return DressxRef(order, submitted, reg.webhook_token, reg.mesh_token).encode()
+
+    def _order(self, request: TextureRequest) -> int:
+        given = (request.options or {}).get("order")
+        if given in (None, ""):
+            return order_for(request.job_id)
+        value = _int_or_none(given)
+        if value is None or not 1 <= value <= MAX_ORDER:
+            raise ProviderError(f"A DRESSX order id must be a whole number from 1 to {MAX_ORDER}")
+        return value
+
+    def _create(self, client: HttpClient, body: dict[str, Any], cancel: CancelToken,
+                order: int) -> Any:
+        """Any 2xx is success: the answer's shape is not documented, so it is only logged."""
+        try:
+            resp = client.request("POST", CREATE_PATH, json_body=body, cancel=cancel, safe=False)
+        except HttpError as exc:
+            message = self._scrub(exc.message)
+            if "may still have been created" in message:
+                message = message.replace("check your DRESSX account",
+                                          f"check your DRESSX account for order {order}")
+            raise ProviderError(message, retryable=exc.retryable, status=exc.status) from None
+        try:
+            answer = resp.json() if resp.content else None
+        except ValueError:
+            answer = None
+        log.debug("DRESSX accepted order %d (HTTP %d, %s)", order, resp.status_code,
+                  type(answer).__name__)
+        return answer
+
+    def _scrub(self, text: str) -> str:
+        key = self._extra("coordinator_key")
+        return text.replace(key, "***") if len(key) >= 4 else text
+
+    # ---- poll ----------------------------------------------------------------------------------
+
+    def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
+        ref = DressxRef.parse(remote_id)
+        reg = webhook_server.lookup(ref.webhook_token)
+        if reg is None:  # a job resumed in a new session (or after its registration ended)
+            saved = self._load_result(request, ref)
+            if saved is not None:
+                return self._status_of(ref, saved, remote_id)
+            reg = self._rebind(ref, request)
+        for payload in reg.take():
+            status = self._status_of(ref, payload, remote_id)
+            if status.state is RemoteState.SUCCEEDED:
+                self._save_result(request, ref, payload, remote_id)
+                return status  # the registration lives on until fetch: duplicates stay harmless
+            if status.state.terminal:
+                webhook_server.release(ref.webhook_token)
+                return status
+        timeout = self.timeout_s(request.options or {})
+        if self._clock() >= ref.submitted + timeout:
+            webhook_server.release(ref.webhook_token)
+            return RemoteStatus(RemoteState.FAILED, message=self._timed_out(ref, remote_id,
+                                                                             timeout))
+        return RemoteStatus(RemoteState.RUNNING, 0.0, self._waiting_text(ref, reg, remote_id),
+                            extra=self._extra_of(ref, remote_id))
+
+    def _rebind(self, ref: DressxRef, request: TextureRequest) -> webhook_server.Registration:
+        port = self.local_port(request.options or {})
+        mesh = request.mesh_path if ref.mesh_token and os.path.isfile(request.mesh_path) else ""
+        try:
+            _, reg = webhook_server.acquire(ref.order, mesh, port=port,
+                                            webhook_token=ref.webhook_token,
+                                            mesh_token=ref.mesh_token or None)
+        except ProviderError as exc:
+            raise ProviderError(exc.message, retryable=True) from None
+        if not port:
+            self._rebound_without_port.add(ref.encode())
+            log.warning("DRESSX order %d resumed without a fixed local port: its webhook can only "
+                        "arrive if the tunnel reaches the new port", ref.order)
+        else:
+            log.info("DRESSX order %d: listening again for its webhook", ref.order)
+        return reg
+
+    def _status_of(self, ref: DressxRef, payload: dict[str, Any], remote_id: str) -> RemoteStatus:
+        raw = str(payload.get("status") or "")
+        kind = webhook_server.classify_status(raw)
+        balance = payload.get("balance")
+        if isinstance(balance, (int, float)) and not isinstance(balance, bool):
+            self._balance[remote_id] = balance
+        extra = self._extra_of(ref, remote_id)
+        if isinstance(payload.get("render_url"), str) and payload["render_url"]:
+            extra["render_url"] = payload["render_url"]
+        if kind == webhook_server.DONE:
+            return RemoteStatus(RemoteState.SUCCEEDED, 1.0, maps=maps_of(payload), extra=extra)
+        if kind == webhook_server.FAILED:
+            return RemoteStatus(RemoteState.FAILED, message=_failure(payload, ref.order),
+                                extra=extra)
+        if kind == webhook_server.CANCELED:
+            return RemoteStatus(RemoteState.CANCELED, extra=extra,
+                                message=f"The job was canceled at DRESSX (order {ref.order})")
+        word = " ".join(raw.split()).lower()[:40]  # from the webhook: one tidy line
+        shown = "processing" if word in ("processin", "processing") else word
+        self._running[remote_id] = f"DRESSX is {shown} (order {ref.order})"
+        return RemoteStatus(RemoteState.RUNNING, 0.0, self._running[remote_id], extra=extra)
+
+    def _extra_of(self, ref: DressxRef, remote_id: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"order": ref.order}
+        if remote_id in self._balance:
+            extra["balance"] = self._balance[remote_id]
+        return extra
+
+    def _waiting_text(self, ref: DressxRef, reg: webhook_server.Registration,
+                      remote_id: str) -> str:
+        if remote_id in self._running:
+            return self._running[remote_id]
+        if ref.mesh_token and reg.mesh_fetches == 0:
+            return f"Waiting for DRESSX to fetch the mesh (order {ref.order})"
+        return f"DRESSX is texturing (order {ref.order})"
+
+    def _timed_out(self, ref: DressxRef, remote_id: str, timeout: float) -> str:
+        text = (f"DRESSX did not report back within {_duration(timeout)} (order {ref.order}); "
+                f"look it up in your DRESSX account")
+        if remote_id in self._rebound_without_port:
+            text += (" (its result address changed when Blender restarted: set a fixed local "
+                     "port for DRESSX to keep it)")
+        return text
+
+    # ---- the success webhook, kept on disk until the maps are in -------------------------------
+
+    def _result_path(self, request: TextureRequest) -> str:
+        if not request.out_dir:
+            return ""
+        stem = request.file_stem or request.job_id
+        return os.path.join(request.out_dir, f".{stem}.dressx-result.json")
+
+    def _save_result(self, request: TextureRequest, ref: DressxRef, payload: dict[str, Any],
+                     remote_id: str) -> None:
+        path = self._result_path(request)
+        if not path:
+            return
+        kept = {k: payload[k] for k in _KEPT_FIELDS if k in payload}
+        try:
+            os.makedirs(request.out_dir, exist_ok=True)
+            tmp = f"{path}.part"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"order": ref.order, "webhook": kept}, fh)
+            os.replace(tmp, path)
+            self._result_paths[remote_id] = path
+        except OSError as exc:  # the job goes on; only a restart mid-download would miss it
+            log.warning("Could not keep DRESSX's result for order %d: %s", ref.order,
+                        exc.strerror or exc)
+
+    def _load_result(self, request: TextureRequest, ref: DressxRef) -> dict[str, Any] | None:
+        path = self._result_path(request)
+        if not path or not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("order") != ref.order:
+            return None
+        webhook = data.get("webhook")
+        if not isinstance(webhook, dict):
+            return None
+        self._result_paths[ref.encode()] = path
+        log.info("DRESSX order %d: using the result received before the restart", ref.order)
+        return webhook
+
+    def _forget_result(self, remote_id: str) -> None:
+        path = self._result_paths.pop(remote_id, "")
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    # ---- fetch ---------------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        remote_id: str,
+        status: RemoteStatus,
+        request: TextureRequest,
+        cancel: CancelToken,
+        progress: ProgressFn,
+    ) -> dict[str, str]:
+        """Download the maps the webhook named; the job's local paths end here either way."""
+        ref = DressxRef.parse(remote_id)
+        try:
+            links = dict(status.maps)
+            roles = [BASE_COLOR] + [r for r in _PBR_ROLES if request.enable_pbr and r in links]
+            if BASE_COLOR not in links:
+                raise ProviderError(f"DRESSX finished but sent no albedo map (order {ref.order})")
+            out: dict[str, str] = {}
+            for i, role in enumerate(roles):
+                progress(i / len(roles), f"Downloading {_what(role)}")
+                out[role] = self._download(role, links[role], request, cancel, ref)
+            progress(1.0, "Maps downloaded")
+        except ProviderError as exc:
+            self._forget_result(remote_id)
+            if f"order {ref.order}" in exc.message:
+                raise
+            # DRESSX cannot be asked for the links again: the order id is the way back to them.
+            raise ProviderError(f"{exc.message} (order {ref.order})", retryable=exc.retryable,
+                                status=exc.status) from None
+        finally:
+            webhook_server.release(ref.webhook_token)
+        self._forget_result(remote_id)
+        return out
+
+    def _download(self, role: str, url: str, request: TextureRequest, cancel: CancelToken,
+                  ref: DressxRef) -> str:
+        stem = request.file_stem or request.job_id
+        dest = os.path.join(request.out_dir or ".", f"{stem}_{role}.png")
+        try:
+            got = self.client().download(url, dest, self.max_map_bytes, cancel, expect="image",
+                                         what=_what(role))
+        except LinkExpired as exc:
+            raise ProviderError(
+                f"DRESSX's link for the {_what(role)} no longer works (HTTP {exc.status}) — "
+                f"look the result up in your DRESSX account (order {ref.order})") from None
+        return got.path
+
+    # ---- cancel --------------------------------------------------------------------------------
+
+    def cancel(self, remote_id: str) -> None:
+        """DRESSX documents no way to stop an order: this only stops listening for it (the order
+        may still finish, and be paid for, at DRESSX)."""
+        try:
+            ref = DressxRef.parse(remote_id)
+        except ProviderError:
+            return
+        webhook_server.release(ref.webhook_token)
+        self._forget_result(remote_id)
+        log.info("DRESSX order %d canceled here; DRESSX has no cancel, it may still finish",
+                 ref.order)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_obj(path: str) -> None:
+    """Refuse, before paying, a mesh DRESSX would fail on: no file, not OBJ, or no UVs."""
+    if not path or not os.path.isfile(path):
+        raise ProviderError("The exported mesh is missing; run the job again")
+    has_v = has_vt = False
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                head = line.lstrip()[:3]
+                has_v = has_v or head.startswith(b"v ")
+                has_vt = has_vt or head.startswith(b"vt ")
+                if has_v and has_vt:
+                    return
+    except OSError as exc:
+        raise ProviderError(f"The exported mesh could not be read ({exc.strerror or exc})"
+                            ) from None
+    if not has_v:
+        raise ProviderError("DRESSX needs the mesh as OBJ, and the exported file is not one")
+    raise ProviderError("DRESSX needs a mesh with UVs, and this one has none — unwrap it (or let "
+                        "the add-on unwrap meshes without UVs), then retry")
+
+
+def maps_of(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Role -> URL from `pbr_components` (keys read case-insensitively)."""
+    pbr = payload.get("pbr_components")
+    if not isinstance(pbr, Mapping):
+        return {}
+    lowered = {str(k).strip().lower(): v for k, v in pbr.items()}
+    out: dict[str, str] = {}
+    for role, keys in MAP_KEYS.items():
+        for key in keys:
+            value = lowered.get(key)
+            if isinstance(value, str) and value.strip():
+                out[role] = value.strip()
+                break
+    return out
+
+
+def _failure(payload: Mapping[str, Any], order: int) -> str:
+    """Guess: the failure payload's reason field is unknown; message/error/detail/reason read."""
+    text = " ".join(DressxHooks().error_message(0, _without_status(payload)).split())
+    if len(text) > 300:
+        text = text[:297] + "…"
+    if text:
+        return f"DRESSX: {text} (order {order})"
+    return f"DRESSX reported the job failed (order {order}); no reason given"
+
+
+def _without_status(payload: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("message", "error", "detail", "reason", "msg", "errors")
+    return {k: payload[k] for k in keys if k in payload}
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:g} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:g} h"
+
+
+def _what(role: str) -> str:
+    return f"{role.replace('_', ' ')} map"

@@ -1,0 +1,527 @@
+"""The one small local HTTP server the extension runs: it hands DRESSX each job's mesh and takes
+DRESSX's result webhook.
+
+DRESSX has no upload endpoint and no status endpoint: it downloads the mesh from a URL and POSTs
+the result to a URL (`../shared/providers.md` §1). So, while DRESSX jobs exist, this process
+listens on 127.0.0.1 (never another interface: a tunnel such as ngrok or cloudflared, set up by
+the artist, is what makes it public) and serves, per job, two unguessable paths:
+
+* ``GET /m/<mesh token>/mesh.obj``: the job's exported OBJ, while the job lives;
+* ``POST /w/<webhook token>``: DRESSX's webhook for that job.
+
+The paths may sit under any prefix (``/t2t/w/<token>``), so a reverse proxy that keeps its own
+prefix still works; the tokens alone authorise. Everything else answers 404.
+
+The webhook handler only checks and queues: it never downloads, so DRESSX gets its answer at
+once, and the job's worker thread picks the payload up in the provider's `poll`. Answers:
+
+* 200: accepted (also for an exact duplicate of the terminal webhook already taken: delivering
+  twice is what an at-least-once sender does, and a 4xx would only make it try again);
+* 400 not JSON / not an object / no ``status``; 411 no length; 413 body over the cap;
+* 404 unknown token; 410 a job that already ended here; 409 a different terminal status after
+  the terminal one; 422 an ``order_id`` that is not this job's.
+Nothing but a 200 changes anything.
+
+The server starts with the first registered job and stops when the last one is released (a
+refcount of live jobs, thread-safe). Tokens are secrets: log lines show only their first
+characters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from .base import ProviderError
+from .http import PREFS_HINT
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+MAX_BODY = 256 * 1024  # a webhook is a few hundred bytes; anything near this is not DRESSX
+TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters, 192 bits
+CONNECTION_TIMEOUT = 15.0  # a silent client may hold a connection thread this long
+MAX_CONNECTIONS = 32  # the tunnel makes this public: a flood gets closed sockets, not threads
+_FINISHED_MEMORY = 1024  # recently released tokens, answered 410 instead of 404
+_CHUNK = 1 << 16
+
+# Webhook status kinds. The DRESSX document disagrees with itself (`success`/`failure` in the
+# example, `PROCESSIN`/`SUCCEEDED`/`FAILED`/`CANCELED` in the text): both are read, any case.
+DONE = "done"
+FAILED = "failed"
+CANCELED = "canceled"
+RUNNING = "running"
+TERMINAL = frozenset({DONE, FAILED, CANCELED})
+STATUS_KINDS: dict[str, str] = {
+    "success": DONE, "succeeded": DONE, "successful": DONE, "succeed": DONE,
+    "completed": DONE, "complete": DONE, "done": DONE,
+    "failure": FAILED, "failed": FAILED, "fail": FAILED, "error": FAILED,
+    "canceled": CANCELED, "cancelled": CANCELED,
+}  # anything else (PROCESSIN, processing, pending, queued, …) means "still working"
+
+_TOKEN = r"(?P<token>[A-Za-z0-9_-]{16,128})"
+_WEBHOOK_PATH = re.compile(rf"(?:^|/)w/{_TOKEN}/?$")
+_MESH_PATH = re.compile(rf"(?:^|/)m/{_TOKEN}/mesh\.obj$")
+
+
+def classify_status(value: Any) -> str | None:
+    """DONE/FAILED/CANCELED/RUNNING for a webhook's `status`; None when there is none."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return STATUS_KINDS.get(value.strip().lower(), RUNNING)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def short(token: str) -> str:
+    """What a log line may show of a token."""
+    return f"{token[:4]}…" if token else "-"
+
+
+class Registration:
+    """One live job as the server knows it: its tokens, its mesh and the webhooks received.
+
+    The handler `offer`s payloads; the job's worker `take`s them. Only the worker decides what a
+    payload means for the job; the server only keeps a finished job finished.
+    """
+
+    def __init__(self, order: int | None, mesh_path: str, webhook_token: str,
+                 mesh_token: str) -> None:
+        self.order = order
+        self.mesh_path = mesh_path
+        self.webhook_token = webhook_token
+        self.mesh_token = mesh_token
+        self.arrived = threading.Event()
+        self.terminal: str | None = None  # kind of the terminal webhook taken, once there is one
+        self.mesh_fetches = 0
+        self._updates: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Registration(order={self.order}, webhook={short(self.webhook_token)})"
+
+    def offer(self, payload: dict[str, Any], kind: str) -> tuple[int, str]:
+        with self._lock:
+            if self.terminal is not None:
+                if kind == self.terminal:
+                    return 200, "duplicate ignored"
+                return 409, "this job has already finished"
+            if kind in TERMINAL:
+                self.terminal = kind
+            self._updates.append(payload)
+            self.arrived.set()
+        return 200, "accepted"
+
+    def take(self) -> list[dict[str, Any]]:
+        """The payloads received since the last call, oldest first."""
+        with self._lock:
+            out, self._updates = self._updates, []
+            self.arrived.clear()
+        return out
+
+    def wait(self, timeout: float) -> bool:
+        return self.arrived.wait(timeout)
+
+    def _count_fetch(self) -> None:
+        with self._lock:
+            self.mesh_fetches += 1
+
+
+class LocalServer:
+    """A loopback HTTP server with a table of live jobs. Use the module functions for the
+    process-wide one; tests may run their own."""
+
+    def __init__(self, port: int = 0, max_body: int = MAX_BODY) -> None:
+        self.requested_port = port
+        self.max_body = max_body
+        self._lock = threading.Lock()
+        self._by_webhook: dict[str, Registration] = {}
+        self._by_mesh: dict[str, Registration] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- life ----------------------------------------------------------------------------------
+
+    def start(self) -> LocalServer:
+        try:
+            httpd = _HTTPServer((HOST, self.requested_port), _Handler)
+        except OSError as exc:
+            raise ProviderError(_bind_problem(self.requested_port, exc)) from None
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name="t2t-local-server", daemon=True,
+        )
+        self._thread.start()
+        log.info("local server for DRESSX listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.close_connections()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        log.info("local server for DRESSX stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            raise RuntimeError("the local server is not running")
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The loopback base URL (what a tunnel must forward to)."""
+        return f"http://{HOST}:{self.port}"
+
+    # ---- jobs ----------------------------------------------------------------------------------
+
+    def register(self, order: int | None, mesh_path: str = "", *,
+                 webhook_token: str | None = None, mesh_token: str | None = None) -> Registration:
+        """Serve a job. With the tokens of a job registered before (a resumed job), the same
+        paths come back; registering a live token again returns its registration unchanged."""
+        with self._lock:
+            if webhook_token and webhook_token in self._by_webhook:
+                return self._by_webhook[webhook_token]
+            reg = Registration(order, mesh_path, webhook_token or new_token(),
+                               (mesh_token or new_token()) if mesh_path else "")
+            self._by_webhook[reg.webhook_token] = reg
+            if reg.mesh_token:
+                self._by_mesh[reg.mesh_token] = reg
+            self._finished.pop(reg.webhook_token, None)
+        log.debug("local server: job for order %s registered (webhook %s)", order,
+                  short(reg.webhook_token))
+        return reg
+
+    def unregister(self, webhook_token: str) -> bool:
+        with self._lock:
+            reg = self._by_webhook.pop(webhook_token, None)
+            if reg is None:
+                return False
+            if reg.mesh_token:
+                self._by_mesh.pop(reg.mesh_token, None)
+            self._finished[webhook_token] = None
+            while len(self._finished) > _FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+        log.debug("local server: job for order %s released", reg.order)
+        return True
+
+    def lookup(self, webhook_token: str) -> Registration | None:
+        with self._lock:
+            return self._by_webhook.get(webhook_token)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_webhook)
+
+    # ---- requests (handler threads) ------------------------------------------------------------
+
+    def deliver(self, token: str, raw: bytes) -> tuple[int, str]:
+        """Check one webhook and queue it for its job; never blocks on the job."""
+        with self._lock:
+            reg = self._by_webhook.get(token)
+            finished = token in self._finished
+        if reg is None:
+            return (410, "this job has already finished") if finished else (404, "not found")
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return 400, "the body is not JSON"
+        if not isinstance(payload, dict):
+            return 400, "the body must be a JSON object"
+        kind = classify_status(payload.get("status"))
+        if kind is None:
+            return 400, "the body has no status"
+        if not _order_matches(payload, reg.order):
+            return 422, "order_id does not belong to this address"
+        answer = reg.offer(payload, kind)
+        log.info("DRESSX webhook for order %s (%s, %s): %d %s", reg.order,
+                 str(payload.get("status"))[:20], short(token), *answer)
+        return answer
+
+    def mesh_for(self, token: str) -> Registration | None:
+        with self._lock:
+            return self._by_mesh.get(token)
+
+
+def _order_matches(payload: Mapping[str, Any], order: int | None) -> bool:
+    """A webhook naming another order was sent to the wrong address: refuse it. The field is
+    `order_id` in the document's example; `order` is accepted too. Absent means no claim."""
+    if order is None:
+        return True
+    for name in ("order_id", "order"):
+        if name in payload and payload[name] is not None:
+            return str(payload[name]).strip() == str(order)
+    return True
+
+
+def _bind_problem(port: int, exc: OSError) -> str:
+    if port and getattr(exc, "errno", None) in _ADDR_IN_USE:
+        return (f"The DRESSX local port {port} is in use by another program (another Blender?) "
+                f"— close it, or pick another port in {PREFS_HINT} > DRESSX")
+    if port:
+        return (f"The DRESSX local server could not listen on port {port} "
+                f"({exc.strerror or exc}) — pick another port in {PREFS_HINT} > DRESSX")
+    return f"The DRESSX local server could not start ({exc.strerror or exc})"
+
+
+_ADDR_IN_USE = {98, 48, 10048}  # EADDRINUSE on Linux, macOS, Windows
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Tracks its connection threads so `stop` leaves none behind."""
+
+    daemon_threads = True
+    block_on_close = False
+    # SO_REUSEADDR lets a fixed port be bound again at once after a stop (TIME_WAIT); on Windows
+    # it would let two servers share the port, so it is off there.
+    allow_reuse_address = os.name != "nt"
+    owner: LocalServer
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._conns_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            full = len(self._conns) >= MAX_CONNECTIONS
+        if full:
+            log.warning("local server: too many connections at once; one was closed")
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(target=self._serve_one, args=(request, client_address),
+                                  name="t2t-local-server-conn", daemon=True)
+        with self._conns_lock:
+            self._conns[thread] = request
+        thread.start()
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception as exc:  # a client that went away must not print a traceback
+            log.debug("local server: connection ended: %s", type(exc).__name__)
+        finally:
+            self.shutdown_request(request)
+            with self._conns_lock:
+                self._conns.pop(threading.current_thread(), None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("local server: request failed", exc_info=True)
+
+    def close_connections(self, timeout: float = 2.0) -> None:
+        """Cut open connections (a slow mesh download) and wait for their threads."""
+        with self._conns_lock:
+            conns = list(self._conns.items())
+        for _, sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread, _ in conns:
+            thread.join(timeout)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so no idle keep-alive thread outlives its request.
+    protocol_version = "HTTP/1.0"
+    server_version = "TextToTexture"
+    sys_version = ""
+    timeout = CONNECTION_TIMEOUT
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request line holds a token
+
+    def do_GET(self) -> None:
+        self._mesh(head=False)
+
+    def do_HEAD(self) -> None:
+        self._mesh(head=True)
+
+    def do_POST(self) -> None:
+        m = _WEBHOOK_PATH.search(urlsplit(self.path).path)
+        if m is None:
+            self._reply(404, "not found")
+            return
+        raw, problem = self._body()
+        if problem is not None:
+            self._reply(*problem)
+            return
+        self._reply(*self.server.owner.deliver(m["token"], raw))
+
+    def _not_found(self) -> None:
+        self._reply(404, "not found")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
+
+    # ---- pieces --------------------------------------------------------------------------------
+
+    def _body(self) -> tuple[bytes, tuple[int, str] | None]:
+        cap = self.server.owner.max_body
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._chunked(cap)
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            return b"", (411, "a Content-Length is required")
+        try:
+            length = int(length_text)
+        except ValueError:
+            return b"", (400, "bad Content-Length")
+        if length < 0:
+            return b"", (400, "bad Content-Length")
+        if length > cap:
+            return b"", (413, f"the body is larger than {cap} bytes")
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            return b"", (400, "the body is incomplete")
+        return raw, None
+
+    def _chunked(self, cap: int) -> tuple[bytes, tuple[int, str] | None]:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                n = int(line.split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                return b"", (400, "bad chunked body")
+            if n == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts), None
+            size += n
+            if size > cap:
+                return b"", (413, f"the body is larger than {cap} bytes")
+            parts.append(self.rfile.read(n))
+            self.rfile.readline(1024)
+
+    def _mesh(self, head: bool) -> None:
+        m = _MESH_PATH.search(urlsplit(self.path).path)
+        reg = self.server.owner.mesh_for(m["token"]) if m else None
+        if reg is None or not reg.mesh_path:
+            self._reply(404, "not found")
+            return
+        try:
+            fh = open(reg.mesh_path, "rb")
+        except OSError:
+            self._reply(404, "not found")
+            return
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "model/obj")
+            self.send_header("Content-Length", str(size))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if head:
+                return
+            reg._count_fetch()
+            log.info("DRESSX fetched the mesh for order %s (%d bytes)", reg.order, size)
+            while chunk := fh.read(_CHUNK):
+                self.wfile.write(chunk)
+
+    def _reply(self, status: int, message: str) -> None:
+        body = json.dumps({"ok": status < 300, "message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+# --------------------------------------------------------------------------- the process-wide one
+
+_lock = threading.RLock()
+_server: LocalServer | None = None
+
+
+def acquire(order: int | None, mesh_path: str = "", *, port: int = 0,
+            webhook_token: str | None = None,
+            mesh_token: str | None = None) -> tuple[LocalServer, Registration]:
+    """Register a job with the process-wide server, starting it if needed.
+
+    `port` 0 takes whatever port is running (or a free one). A fixed `port` that differs from
+    the running server's restarts it when no job uses it, else refuses: moving would strand the
+    live jobs' webhooks.
+    """
+    global _server
+    with _lock:
+        srv = _server
+        if srv is not None and port and srv.port != port:
+            if len(srv):
+                raise ProviderError(
+                    f"The DRESSX local server is serving running jobs on port {srv.port}; let "
+                    f"them finish (or cancel them) before it can move to port {port}")
+            srv.stop()
+            srv = _server = None
+        if srv is None:
+            srv = LocalServer(port).start()
+            _server = srv
+        reg = srv.register(order, mesh_path, webhook_token=webhook_token, mesh_token=mesh_token)
+        return srv, reg
+
+
+def release(webhook_token: str) -> None:
+    """The job is over: stop serving it, and stop the server once no job is left."""
+    global _server
+    with _lock:
+        srv = _server
+        if srv is None:
+            return
+        srv.unregister(webhook_token)
+        if not len(srv):
+            srv.stop()
+            _server = None
+
+
+def lookup(webhook_token: str) -> Registration | None:
+    with _lock:
+        return _server.lookup(webhook_token) if _server is not None else None
+
+
+def current() -> LocalServer | None:
+    """The running server, if any (the panel may show its loopback URL for the tunnel)."""
+    with _lock:
+        return _server
+
+
+def shutdown() -> None:
+    """Stop the server and forget every job (add-on unregister; tests simulating a restart)."""
+    global _server
+    with _lock:
+        srv, _server = _server, None
+        if srv is not None:
+            srv.stop()
