@@ -22,6 +22,7 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
         jobs.T2T_OT_retry,
         jobs.T2T_OT_clear_finished,
         jobs.T2T_OT_quote,
+        jobs.T2T_OT_use_variant,
         *sidebar.classes,
     )
 )

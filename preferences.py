@@ -71,6 +71,10 @@ class T2T_Preferences(bpy.types.AddonPreferences):
     scenario_model_id: StringProperty(  # type: ignore[valid-type]
         name="Model id", default="", description="Scenario model id (SCENARIO_MODEL_ID wins)",
     )
+    scenario_project_id: StringProperty(  # type: ignore[valid-type]
+        name="Project id", default="",
+        description="Optional Scenario project (SCENARIO_PROJECT_ID wins)",
+    )
 
     default_provider: EnumProperty(  # type: ignore[valid-type]
         name="Default provider", items=CHOICES, default="PROCEDURAL",
@@ -123,6 +127,7 @@ class T2T_Preferences(bpy.types.AddonPreferences):
             if pid == "SCENARIO":
                 box.prop(self, "scenario_api_secret")
                 box.prop(self, "scenario_model_id")
+                box.prop(self, "scenario_project_id")
             if pid == "DRESSX":
                 box.prop(self, "dressx_public_url")
                 box.prop(self, "dressx_local_port")

@@ -26,6 +26,7 @@ from ..providers.base import (
     BASE_COLOR,
     RESULT_MESH,
     UV_MESH,
+    VARIANT_SEP,
     Provider,
     TextureRequest,
 )
@@ -83,6 +84,15 @@ def valid_target(obj: bpy.types.Object) -> str:
     if len(obj.data.polygons) == 0:
         return f"Skipped '{obj.name}': the mesh has no faces"
     return ""
+
+
+def variant_maps(maps: dict[str, str]) -> dict[int, dict[str, str]]:
+    """Split "role@n" keys into variants: {0: {role: path}, 1: {...}, …}."""
+    groups: dict[int, dict[str, str]] = {}
+    for key, path in maps.items():
+        role, _, number = key.partition(VARIANT_SEP)
+        groups.setdefault(int(number) if number.isdigit() else 0, {})[role] = path
+    return groups
 
 
 def triangle_count(obj: bpy.types.Object) -> int:
@@ -363,16 +373,41 @@ class Engine:
             if seamless else None,
             bump_height=seamless,
         )
+        groups = variant_maps(job.maps)
+        materials = []
         try:
-            images = {r: load_map(p, r, pack) for r, p in job.maps.items() if r in MATERIAL_ROLES}
-            if BASE_COLOR not in images:
-                raise RuntimeError("no base color map")
-            mat = build_material(f"T2T {obj.name}", images, wiring)
-            assign_material(obj, mat)
+            for n, maps in sorted(groups.items()):
+                images = {r: load_map(p, r, pack) for r, p in maps.items() if r in MATERIAL_ROLES}
+                if BASE_COLOR not in images:
+                    raise RuntimeError("no base color map")
+                name = f"T2T {obj.name}" if len(groups) == 1 else f"T2T {obj.name} v{n + 1}"
+                mat = build_material(name, images, wiring)
+                mat.use_fake_user = n > 0  # variants not shown are kept when the file is saved
+                materials.append(mat)
+            assign_material(obj, materials[0])
         except (RuntimeError, OSError) as exc:
             return f"Could not apply the maps to '{obj.name}': {exc}"
-        rec.material = mat
+        rec.material = materials[0]
+        rec.variants.clear()
+        if len(materials) > 1:
+            for mat in materials:
+                rec.variants.add().material = mat
         job.object_name = obj.name
+        return ""
+
+    def use_variant(self, job_id: str, index: int) -> str:
+        """Show variant `index` of a job on its object; "" or why not."""
+        rec = self.record(job_id)
+        if rec is None or rec.object is None:
+            return "The object of that job no longer exists"
+        if not 0 <= index < len(rec.variants) or rec.variants[index].material is None:
+            return "That variant no longer exists"
+        mat = rec.variants[index].material
+        for variant in rec.variants:
+            if variant.material is not None:
+                variant.material.use_fake_user = True  # whichever is not shown stays saved
+        assign_material(rec.object, mat)
+        rec.material = mat
         return ""
 
     def reapply(self, job_id: str) -> str:
@@ -454,6 +489,9 @@ class Engine:
                          else f"balance {job.extra['balance']}")
         if facts:
             rec.info = f"{LABELS.get(job.provider, job.provider)} " + ", ".join(facts)
+        for key in ("warning", "note"):  # e.g. "No PBR maps (…); the base color was kept"
+            if job.extra.get(key):
+                rec.info = str(job.extra[key])
         if job.state.terminal and not rec.finished:
             rec.finished = int(time.time())
 

@@ -53,6 +53,13 @@ def provider_options(settings: Any, provider_id: str) -> dict[str, Any]:
         if settings.meshy_ai_model != "latest":
             opts["ai_model"] = settings.meshy_ai_model
         opts["art_style"] = settings.meshy_art_style
+    if provider_id == "SCENARIO":
+        opts["samples"] = int(settings.scenario_samples)
+        opts["tile_size"] = float(settings.scenario_tile_size)
+        if settings.scenario_steps > 0:
+            opts["steps"] = int(settings.scenario_steps)
+        if settings.scenario_guidance > 0:
+            opts["guidance"] = float(settings.scenario_guidance)
     if provider_id == "DRESSX":
         opts["refine"] = bool(settings.dressx_refine)
         opts["num_inference_steps"] = int(settings.dressx_steps)

@@ -38,6 +38,12 @@ JOB_STATES = [
 ]
 
 
+class T2T_Variant(bpy.types.PropertyGroup):
+    """One of several results of a job (Scenario samples); all are kept, one is shown."""
+
+    material: PointerProperty(type=bpy.types.Material)  # type: ignore[valid-type]
+
+
 class T2T_JobRecord(bpy.types.PropertyGroup):
     """One job as the scene remembers it; the journal holds the rest."""
 
@@ -54,6 +60,7 @@ class T2T_JobRecord(bpy.types.PropertyGroup):
     material: PointerProperty(name="Material", type=bpy.types.Material)  # type: ignore[valid-type]
     batch: StringProperty(name="Batch")  # type: ignore[valid-type]
     info: StringProperty(name="Provider info")  # type: ignore[valid-type]  # e.g. balance
+    variants: CollectionProperty(type=T2T_Variant)  # type: ignore[valid-type]
     # Whole seconds since the epoch (a FloatProperty is single precision: minutes off today).
     created: IntProperty(name="Created")  # type: ignore[valid-type]
     finished: IntProperty(name="Finished")  # type: ignore[valid-type]
@@ -130,12 +137,29 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
     dressx_refine: BoolProperty(  # type: ignore[valid-type]
         name="Refine", default=False, description="Ask DRESSX for an extra refinement pass",
     )
+    # Scenario
+    scenario_samples: IntProperty(  # type: ignore[valid-type]
+        name="Variants", default=1, min=1, max=4,
+        description="Textures made per object; all are kept and you switch between them in "
+        "the job list",
+    )
+    scenario_tile_size: FloatProperty(  # type: ignore[valid-type]
+        name="Tile size", default=1.0, min=0.01, soft_max=10.0, unit="LENGTH",
+        description="How big one repeat of the seamless texture is on the object",
+    )
+    scenario_steps: IntProperty(  # type: ignore[valid-type]
+        name="Steps", default=0, min=0, max=150, description="0 leaves it to the model",
+    )
+    scenario_guidance: FloatProperty(  # type: ignore[valid-type]
+        name="Guidance", default=0.0, min=0.0, max=20.0,
+        description="How closely to follow the prompt; 0 leaves it to the model",
+    )
     quote: StringProperty(name="Price", default="")  # type: ignore[valid-type]
     jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
     active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]
 
 
-classes = (T2T_JobRecord, T2T_SceneSettings)
+classes = (T2T_Variant, T2T_JobRecord, T2T_SceneSettings)
 
 
 def attach() -> None:

@@ -25,9 +25,12 @@ def describe(answer: Any) -> str:
         return answer
     if not answer or answer.get("cost_credits") is None:
         return "No price from this provider"
-    text = f"≈ {answer['cost_credits']:g} credits per object"
+    unit = answer.get("unit") or "credits"
+    text = f"≈ {answer['cost_credits']:g} {unit} per object"
     if answer.get("available_credits") is not None:
         text += f" ({answer['available_credits']:g} available)"
+    if answer.get("note"):
+        text += f"; {answer['note']}"
     return text
 
 

@@ -231,6 +231,7 @@ class Runner:
             job.remote_id = provider.submit(job.request, token)
             self._move(job, State.RUNNING, f"Submitted to {provider.label}", 0.0)
 
+        provider.restore(job.remote_id, dict(job.extra))
         status = self._watch(job, provider, token)
         self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
         last = [0.0]
@@ -269,7 +270,8 @@ class Runner:
                     ) from exc
                 token.sleep(min(30.0, provider.poll_interval + self.poll_retry_base * 2**failures))
                 continue
-            if status.extra:
+            new_facts = any(job.extra.get(k) != v for k, v in status.extra.items())
+            if new_facts:
                 job.extra.update(status.extra)
             if status.state is RemoteState.SUCCEEDED:
                 return status
@@ -282,10 +284,12 @@ class Runner:
                 if status.state is RemoteState.QUEUED
                 else f"{provider.label} is texturing"
             )
-            if status.progress != job.progress or message != job.message:
+            if new_facts and status.progress == job.progress and message == job.message:
+                self._post(job)  # a fact a resumed job needs (e.g. a second paid step's id)
+            elif status.progress != job.progress or message != job.message:
                 job.move(State.RUNNING, message, status.progress)
                 big_step = abs(job.progress - journaled) >= JOURNAL_PROGRESS_STEP
-                self._post(job, journal=big_step)
+                self._post(job, journal=big_step or new_facts)
                 if big_step:
                     journaled = job.progress
             token.sleep(provider.poll_interval)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import IntProperty, StringProperty
 
 from ..blender import quotes
 from ..blender.engine import engine
@@ -112,4 +112,22 @@ class T2T_OT_quote(bpy.types.Operator):
             return {"CANCELLED"}
         if bpy.app.background:  # no timers to collect the answer: wait for it here
             self.report({"INFO"}, quotes.wait(context.scene))
+        return {"FINISHED"}
+
+
+class T2T_OT_use_variant(bpy.types.Operator):
+    """Show this variant on the object (the others stay in the file)"""
+
+    bl_idname = "text_to_texture.use_variant"
+    bl_label = "Use Variant"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    job_id: StringProperty()  # type: ignore[valid-type]
+    index: IntProperty()  # type: ignore[valid-type]
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        message = engine().use_variant(self.job_id, self.index)
+        if message:
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
         return {"FINISHED"}

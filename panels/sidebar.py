@@ -10,6 +10,7 @@ import time
 import bpy
 
 from ..blender.engine import engine, online_blocker
+from ..blender.material import MAPPING_NODE
 from ..operators.generate import count_valid
 from ..providers import webhook_server
 from ..providers.registry import LABELS
@@ -115,7 +116,16 @@ class T2T_PT_jobs(bpy.types.Panel):
                       icon="TIME")
             col.label(text=rec.prompt, icon="TEXT")
             if rec.info:
-                col.label(text=rec.info, icon="FUND")
+                for i, line in enumerate(_wrap(rec.info, 42)):
+                    col.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+            if len(rec.variants) > 1:
+                row = col.row(align=True)
+                row.label(text="Variant")
+                for i, variant in enumerate(rec.variants):
+                    op = row.operator("text_to_texture.use_variant", text=str(i + 1),
+                                      depress=variant.material == rec.material)
+                    op.job_id = rec.job_id
+                    op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
         row = layout.row(align=True)
@@ -145,6 +155,14 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
         col.template_ID(settings, "reference_image", open="image.open")
     if pid in ("MESHY", "TRIVERSE", "DRESSX"):
         col.prop(settings, "mesh_url", text="Mesh URL")
+    if pid == "SCENARIO":
+        col.prop(settings, "scenario_samples")
+        col.prop(settings, "scenario_tile_size")
+        col.prop(settings, "scenario_steps")
+        col.prop(settings, "scenario_guidance")
+        tiling = _tiling_node(bpy.context.active_object)
+        if tiling is not None:
+            col.prop(tiling.inputs["Scale"], "default_value", text="Active tiling")
     if pid in ("TRIVERSE", "SCENARIO"):
         row = box.row(align=True)
         row.operator("text_to_texture.quote", icon="FUND")
@@ -157,6 +175,14 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
         server = webhook_server.current()
         if server is not None:
             box.label(text=f"Local server: {server.url}", icon="LINKED")
+
+
+def _tiling_node(obj: bpy.types.Object | None) -> bpy.types.Node | None:
+    """The tiling Mapping node of the active object's seamless texture, to edit in place."""
+    mat = obj.active_material if obj is not None else None
+    if mat is None or mat.node_tree is None:
+        return None
+    return mat.node_tree.nodes.get(MAPPING_NODE)
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -182,6 +182,10 @@ class Provider:
         """Start the remote task; return its id. Called once per job, ever."""
         raise NotImplementedError
 
+    def restore(self, remote_id: str, extra: dict[str, Any]) -> None:
+        """Called before a job's first poll with what its earlier polls put in
+        `RemoteStatus.extra` (journaled), so a resumed job knows what it already started."""
+
     def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
         raise NotImplementedError
 

@@ -9,6 +9,7 @@ from .base import Provider, ProviderConfig
 from .dressx import DressxProvider
 from .meshy import MeshyProvider
 from .procedural import ProceduralProvider
+from .scenario import ScenarioProvider
 from .triverse import TriverseProvider
 
 # (id, label, description) for every provider the panel lists, available or not yet.
@@ -28,11 +29,16 @@ PROVIDERS: dict[str, type[Provider]] = {
     MeshyProvider.id: MeshyProvider,
     TriverseProvider.id: TriverseProvider,
     DressxProvider.id: DressxProvider,
+    ScenarioProvider.id: ScenarioProvider,
 }
 
 # Extra settings per provider: (config key, environment variable).
 EXTRAS: dict[str, list[tuple[str, str]]] = {
-    "SCENARIO": [("api_secret", "SCENARIO_API_SECRET"), ("model_id", "SCENARIO_MODEL_ID")],
+    "SCENARIO": [
+        ("api_secret", "SCENARIO_API_SECRET"),
+        ("model_id", "SCENARIO_MODEL_ID"),
+        ("project_id", "SCENARIO_PROJECT_ID"),
+    ],
     "DRESSX": [
         ("public_url", "DRESSX_PUBLIC_URL"),
         ("local_port", "DRESSX_LOCAL_PORT"),

@@ -10,6 +10,7 @@ import pytest
 from emulators.base import Emulator, guard_loopback
 from emulators.dressx import DressxEmulator
 from emulators.meshy import MeshyEmulator
+from emulators.scenario import ScenarioEmulator
 from emulators.triverse import TriverseEmulator
 from t2t_testing import installed
 
@@ -82,3 +83,15 @@ def dressx(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
     yield emu
     emu.stop()
     installed("providers.webhook_server").shutdown()
+
+
+@pytest.fixture()
+def scenario(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The Scenario emulator, via SCENARIO_API_BASE/KEY/SECRET/MODEL_ID."""
+    guard_loopback(monkeypatch)
+    emu = ScenarioEmulator(job_seconds=0.2, pending_seconds=0.04).start()
+    for var, value in emu.env().items():
+        monkeypatch.setenv(var, value)
+    fast_provider(monkeypatch, "SCENARIO", "scenario", "ScenarioProvider")
+    yield emu
+    emu.stop()
