@@ -140,66 +140,82 @@ class Engine:
     def create_jobs(
         self, scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]
     ) -> Batch:
+        """One QUEUED, journaled job per valid object; one line per object left out."""
         settings = scene.text_to_texture
-        pid = settings.provider
-        cls = provider_class(pid)
-        blocker = online_blocker(pid)
-        if cls is None or blocker:
-            return Batch([], [blocker or f"Unknown provider {pid}"])
-        provider = cls(provider_config(pid))
-        missing = provider.check_ready()
-        if missing:
-            return Batch([], [missing])
-
-        try:
-            options = provider_options(settings, pid)
-        except OptionsError as exc:
-            return Batch([], [str(exc)])
         targets = list(objects)
-        if options.get("model_url") or options.get("mesh_url"):
-            if sum(1 for o in targets if not valid_target(o)) > 1:
-                return Batch([], ["A mesh URL stands for one object: select just one, or clear "
-                                  "the Mesh URL to upload each object"])
-        out_path = addon.texture_dir()
-        problem = writable_dir(out_path) or provider.check_request(
-            TextureRequest(job_id="check", prompt=settings.prompt.strip(),
-                           negative_prompt=settings.negative_prompt.strip(), options=options)
-        )
-        if problem:
-            return Batch([], [problem])
+        ready = self._batch_setup(settings, targets)
+        if isinstance(ready, str):
+            return Batch([], [ready])
+        provider, options, out_dir = ready
+        cls = type(provider)
         batch_id = new_job_id()
         job_ids: list[str] = []
         skipped: list[str] = []
-        busy = {j.object_name for j in self.jobs.values() if not j.state.terminal}
-        seen_objects: set[str] = set()
-        out_dir = str(out_path)
+        taken = {j.object_name for j in self.jobs.values() if not j.state.terminal}
         for obj in targets:
-            reason = valid_target(obj)
-            if not reason and (obj.name in busy or obj.name in seen_objects):
-                reason = f"Skipped '{obj.name}': it is already being textured"
-            if not reason and cls.max_triangles and cls.mesh_format:
-                tris = triangle_count(obj)
-                if tris > cls.max_triangles:
-                    reason = (f"Skipped '{obj.name}': {tris:,} triangles is more than "
-                              f"{cls.label} takes ({cls.max_triangles:,}); decimate it first")
+            reason = self._skip_reason(obj, cls, taken)
+            uv_name = ""
+            if not reason:
+                try:
+                    if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
+                        uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap
+                    else:
+                        uv_name = ensure_uvs(obj, settings.uv_policy)
+                except UVError as exc:
+                    reason = str(exc)
             if reason:
                 skipped.append(reason)
                 continue
-            try:
-                if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
-                    uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap needed
-                else:
-                    uv_name = ensure_uvs(obj, settings.uv_policy)
-            except UVError as exc:
-                skipped.append(str(exc))
-                continue
-            seen_objects.add(obj.name)
+            taken.add(obj.name)
             job = self._new_job(obj, settings, cls, out_dir)
             job.request.options = dict(options)
             self._add(scene, job, cls(provider.config), obj, uv_name, batch_id)
             job_ids.append(job.id)
         settings.active_job = len(settings.jobs) - 1
         return Batch(job_ids, skipped)
+
+    def _batch_setup(
+        self, settings: Any, targets: list[bpy.types.Object]
+    ) -> tuple[Provider, dict[str, Any], str] | str:
+        """(provider, options, texture folder) for a batch, or the one line why none can start."""
+        pid = settings.provider
+        cls = provider_class(pid)
+        blocker = online_blocker(pid)
+        if cls is None or blocker:
+            return blocker or f"Unknown provider {pid}"
+        provider = cls(provider_config(pid))
+        missing = provider.check_ready()
+        if missing:
+            return missing
+        try:
+            options = provider_options(settings, pid)
+        except OptionsError as exc:
+            return str(exc)
+        by_url = options.get("model_url") or options.get("mesh_url")
+        if by_url and sum(1 for o in targets if not valid_target(o)) > 1:
+            return ("A mesh URL stands for one object: select just one, or clear the Mesh URL "
+                    "to upload each object")
+        out_path = addon.texture_dir()
+        problem = writable_dir(out_path) or provider.check_request(
+            TextureRequest(job_id="check", prompt=settings.prompt.strip(),
+                           negative_prompt=settings.negative_prompt.strip(), options=options)
+        )
+        return problem or (provider, options, str(out_path))
+
+    @staticmethod
+    def _skip_reason(obj: bpy.types.Object, cls: type[Provider], taken: set[str]) -> str:
+        """"" when `obj` can get a job, else the one line saying why it is left out."""
+        reason = valid_target(obj)
+        if reason:
+            return reason
+        if obj.name in taken:
+            return f"Skipped '{obj.name}': it is already being textured"
+        if cls.max_triangles and cls.mesh_format:
+            tris = triangle_count(obj)
+            if tris > cls.max_triangles:
+                return (f"Skipped '{obj.name}': {tris:,} triangles is more than {cls.label} "
+                        f"takes ({cls.max_triangles:,}); decimate it first")
+        return ""
 
     def _add(
         self,
