@@ -52,3 +52,11 @@ bench: venv
 
 clean:
 	rm -rf dist build demo/out .pytest_cache .mypy_cache .ruff_cache
+
+# The extension in the real Blender window (Debian's Blender 4.3 on a virtual screen, via
+# ../shared/tools/real-blender beside the checkout): sidebar, button, modal timer, Esc.
+# `setup` is a no-op once done (the first time takes ~4 min). Screenshots go to build/gui/.
+.PHONY: test-gui
+test-gui: venv
+	../shared/tools/real-blender setup
+	$(PY) tests/gui/run_gui.py

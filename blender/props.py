@@ -16,12 +16,12 @@ from bpy.props import (
 from ..providers.registry import CHOICES
 
 UV_POLICIES = [
-    ("EXISTING_OR_UNWRAP", "Use existing, unwrap if missing",
+    ("EXISTING_OR_UNWRAP", "Existing, else unwrap",
      "Use the object's active UV map; a mesh without UVs gets a new UV map 'T2T_UV' "
      "(Smart UV Project). The artist's UV maps are never changed"),
-    ("EXISTING_ONLY", "Existing UVs only",
+    ("EXISTING_ONLY", "Existing only",
      "Use the object's active UV map; skip objects that have none"),
-    ("ALWAYS_NEW", "Always a new UV map",
+    ("ALWAYS_NEW", "New UV map",
      "Unwrap into a new UV map 'T2T_UV' even when the mesh has UVs; existing maps are kept"),
 ]
 

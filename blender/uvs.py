@@ -31,7 +31,7 @@ def ensure_uvs(obj: bpy.types.Object, policy: str) -> str:
         return existing
     if policy == "EXISTING_ONLY":
         raise UVError(
-            f"Skipped '{obj.name}': it has no UV map and the UV setting is 'Existing UVs only'"
+            f"Skipped '{obj.name}': it has no UV map and the UV setting is 'Existing only'"
         )
     if NEW_UV_NAME in mesh.uv_layers and policy == "ALWAYS_NEW":
         return NEW_UV_NAME  # a second job on the same mesh reuses the map the first one made

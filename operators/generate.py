@@ -20,11 +20,18 @@ def count_valid(context: bpy.types.Context) -> int:
     return sum(1 for o in (context.selected_objects or []) if not valid_target(o))
 
 
+def count_busy(context: bpy.types.Context) -> int:
+    """Selected objects that already have a job under way."""
+    busy = {engine().jobs[i].object_name for i in engine().active_ids()}
+    return sum(1 for o in (context.selected_objects or []) if o.name in busy)
+
+
 class BatchRun:
     """One press of the button: the jobs it made, its progress and what to tell the artist."""
 
     def __init__(self, scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]) -> None:
         self.batch = engine().create_jobs(scene, list(objects))
+        self.canceled_by_artist = False
 
     @property
     def job_ids(self) -> list[str]:
@@ -41,6 +48,7 @@ class BatchRun:
             time.sleep(poll)
 
     def cancel(self) -> None:
+        self.canceled_by_artist = True
         for job_id in self.job_ids:
             engine().cancel(job_id)
 
@@ -50,9 +58,21 @@ class BatchRun:
         if not self.job_ids:
             lines.append(("ERROR", "Nothing was textured"))
             return lines
-        summary, problems = engine().summary(self.job_ids)
+        eng = engine()
+        states = [eng.jobs[i].state for i in self.job_ids if i in eng.jobs]
+        canceled = states.count(State.CANCELED)
+        if self.canceled_by_artist and canceled:
+            # What the artist asked for is no error: one line, plus any real failures.
+            failed = [f"'{eng.jobs[i].object_name}': {eng.jobs[i].message}" for i in self.job_ids
+                      if i in eng.jobs and eng.jobs[i].state is State.FAILED]
+            lines += [("WARNING", p) for p in failed]
+            done = states.count(State.APPLIED)
+            tail = f"; {done} textured" if done else ""
+            lines.append(("INFO", f"Canceled {canceled} job(s){tail}"))
+            return lines
+        summary, problems = eng.summary(self.job_ids)
         lines += [("WARNING", p) for p in problems]
-        applied = any(engine().jobs[i].state is State.APPLIED for i in self.job_ids)
+        applied = State.APPLIED in states
         lines.append(("INFO" if applied else "ERROR", summary))
         return lines
 
@@ -82,8 +102,12 @@ class T2T_OT_generate(bpy.types.Operator):
         if context.mode != "OBJECT":
             cls.poll_message_set("Switch to Object Mode to texture objects")
             return False
-        if count_valid(context) == 0:
+        valid = count_valid(context)
+        if valid == 0:
             cls.poll_message_set("Select at least one mesh object that has faces")
+            return False
+        if count_busy(context) >= valid:
+            cls.poll_message_set("The selected objects are being textured; Esc or Cancel stops")
             return False
         return True
 

@@ -11,7 +11,7 @@ import bpy
 
 from ..blender.engine import engine, online_blocker
 from ..blender.material import MAPPING_NODE
-from ..operators.generate import count_valid
+from ..operators.generate import count_busy, count_valid
 from ..providers import webhook_server
 from ..providers.registry import LABELS
 
@@ -25,6 +25,12 @@ ICONS = {
 STATE_LABELS = {"downloading": "Fetching", "submitting": "Sending", "ready": "Applying"}
 
 
+def _state_label(rec: bpy.types.PropertyGroup) -> str:
+    if rec.provider == "PROCEDURAL" and rec.state in ("submitting", "running", "downloading"):
+        return "Generating"  # nothing is sent or fetched: the maps are made here
+    return STATE_LABELS.get(rec.state, rec.state.capitalize())
+
+
 def _elapsed(rec: bpy.types.PropertyGroup) -> str:
     end = rec.finished or time.time()
     seconds = max(0, int(end - rec.created))
@@ -34,15 +40,21 @@ def _elapsed(rec: bpy.types.PropertyGroup) -> str:
 class T2T_UL_jobs(bpy.types.UIList):
     bl_idname = "T2T_UL_jobs"
 
+    def filter_items(self, context, data, propname):  # type: ignore[no-untyped-def]
+        """Newest first: the batch just started is at the top, earlier ones below."""
+        n = len(getattr(data, propname))
+        return [self.bitflag_filter_item] * n, list(range(n - 1, -1, -1))
+
     def draw_item(self, context, layout, data, item, icon, active_data, active_prop, index=0):  # type: ignore[no-untyped-def,override]
-        split = layout.split(factor=0.45, align=True)
+        split = layout.split(factor=0.4, align=True)
         name = item.object.name if item.object else f"{item.object_name} (deleted)"
         split.label(text=name, icon=ICONS.get(item.state, "DOT"))
         row = split.row(align=True)
         if item.state in ACTIVE:
-            label = STATE_LABELS.get(item.state, item.state.capitalize())
+            label = _state_label(item)
             row.progress(factor=item.progress, type="BAR",
-                         text=f"{label} {round(item.progress * 100)}%")
+                         text=f"{label} {round(item.progress * 100)}%" if item.progress
+                         else label)
             op = row.operator("text_to_texture.cancel_job", text="", icon="X", emboss=False)
             op.job_id = item.job_id
         else:
@@ -87,10 +99,12 @@ class T2T_PT_texture(bpy.types.Panel):
         _draw_provider_options(layout, settings)
 
         n = count_valid(context)
+        busy = count_busy(context)
         row = layout.row()
         row.scale_y = 1.5
-        row.operator("text_to_texture.generate", icon="TEXTURE",
-                     text=f"Texture {n} selected")
+        text = (f"Texturing {busy}… (Esc cancels)" if busy and busy >= n
+                else f"Texture {n - busy} selected")
+        row.operator("text_to_texture.generate", icon="TEXTURE", text=text)
 
 
 class T2T_PT_jobs(bpy.types.Panel):
@@ -106,15 +120,20 @@ class T2T_PT_jobs(bpy.types.Panel):
         settings = context.scene.text_to_texture
         layout.template_list("T2T_UL_jobs", "", settings, "jobs", settings, "active_job", rows=3)
         jobs = settings.jobs
-        if 0 <= settings.active_job < len(jobs):
-            rec = jobs[settings.active_job]
+        counts = _counts(jobs)
+        if counts:
+            layout.label(text=counts)
+        rec = _focus(jobs, settings.active_job)
+        if rec is not None:
             box = layout.box()
             col = box.column(align=True)
+            col.label(text=rec.object.name if rec.object else rec.object_name, icon="OBJECT_DATA")
             for line in _wrap(rec.message, 42):
                 col.label(text=line)
             col.label(text=f"{LABELS.get(rec.provider, rec.provider)} · {_elapsed(rec)}",
                       icon="TIME")
-            col.label(text=rec.prompt, icon="TEXT")
+            for i, line in enumerate(_wrap(rec.prompt, 42)[:3]):
+                col.label(text=line, icon="TEXT" if i == 0 else "BLANK1")
             if rec.info:
                 for i, line in enumerate(_wrap(rec.info, 42)):
                     col.label(text=line, icon="INFO" if i == 0 else "BLANK1")
@@ -135,6 +154,27 @@ class T2T_PT_jobs(bpy.types.Panel):
         row.operator("text_to_texture.clear_finished", icon="TRASH", text="Clear")
 
 
+def _counts(jobs: bpy.types.bpy_prop_collection) -> str:
+    """"2 working · 1 done · 3 queued" for the jobs still in the list."""
+    working = sum(1 for r in jobs if r.state in ACTIVE and r.state != "queued")
+    queued = sum(1 for r in jobs if r.state == "queued")
+    done = sum(1 for r in jobs if r.state == "applied")
+    failed = sum(1 for r in jobs if r.state in ("failed", "canceled"))
+    parts = [f"{n} {word}" for n, word in ((working, "working"), (queued, "queued"),
+                                            (done, "done"), (failed, "stopped")) if n]
+    return " · ".join(parts)
+
+
+def _focus(jobs: bpy.types.bpy_prop_collection, active: int) -> bpy.types.PropertyGroup | None:
+    """The job the details box describes: the selected row, unless it is still waiting while
+    another one works — then the one working, which is what the artist wants to follow."""
+    selected = jobs[active] if 0 <= active < len(jobs) else None
+    if selected is not None and selected.state != "queued":
+        return selected
+    working = [r for r in jobs if r.state in ACTIVE and r.state != "queued"]
+    return working[0] if working else selected
+
+
 def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyType) -> None:
     """The chosen provider's own options, in a collapsible-looking box of their own."""
     pid = settings.provider
@@ -148,11 +188,14 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
     if pid == "MESHY":
         col.prop(settings, "meshy_ai_model")
         col.prop(settings, "meshy_original_uv")
-        col.prop(settings, "meshy_art_style")
+        legacy = col.column(align=True)
+        legacy.active = False  # only Meshy's older endpoint reads it
+        legacy.prop(settings, "meshy_art_style")
     if pid == "TRIVERSE":
         col.prop(settings, "triverse_polygon_limit")
     if pid in ("MESHY", "TRIVERSE"):
-        col.template_ID(settings, "reference_image", open="image.open")
+        box.label(text="Reference image (style to follow):", icon="IMAGE_DATA")
+        box.template_ID(settings, "reference_image", open="image.open")
     if pid in ("MESHY", "TRIVERSE", "DRESSX"):
         col.prop(settings, "mesh_url", text="Mesh URL")
     if pid == "SCENARIO":
