@@ -95,6 +95,21 @@ def variant_maps(maps: dict[str, str]) -> dict[int, dict[str, str]]:
     return groups
 
 
+def facts_line(job: Job) -> str:
+    """What the provider told us worth showing: a warning or note first, else order/balance."""
+    for key in ("warning", "note"):  # e.g. "No PBR maps (…); the base color was kept"
+        if job.extra.get(key):
+            return str(job.extra[key])
+    facts = []
+    if "order" in job.extra:
+        facts.append(f"order {job.extra['order']}")
+    balance = job.extra.get("balance")
+    if balance is not None:
+        facts.append(f"balance {balance:g}" if isinstance(balance, int | float)
+                     else f"balance {balance}")
+    return f"{LABELS.get(job.provider, job.provider)} " + ", ".join(facts) if facts else ""
+
+
 def triangle_count(obj: bpy.types.Object) -> int:
     """Triangles of the evaluated mesh (modifiers applied), without building a new mesh."""
     mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
@@ -455,7 +470,7 @@ class Engine:
         cls = provider_class(old.provider)
         blocker = online_blocker(old.provider)
         if cls is None or blocker:
-            return blocker
+            return blocker or f"{old.provider} is not available in this version"
         job = self._new_job(rec.object, scene.text_to_texture, cls, old.request.out_dir)
         for key in ("prompt", "negative_prompt", "seed", "resolution", "enable_pbr", "options"):
             setattr(job.request, key, getattr(old.request, key))
@@ -496,18 +511,9 @@ class Engine:
         rec.progress = job.progress
         rec.message = job.message
         rec.remote_id = job.remote_id
-        facts = []
-        if "order" in job.extra:
-            facts.append(f"order {job.extra['order']}")
-        if "balance" in job.extra:
-            facts.append(f"balance {job.extra['balance']:g}"
-                         if isinstance(job.extra["balance"], (int, float))
-                         else f"balance {job.extra['balance']}")
-        if facts:
-            rec.info = f"{LABELS.get(job.provider, job.provider)} " + ", ".join(facts)
-        for key in ("warning", "note"):  # e.g. "No PBR maps (…); the base color was kept"
-            if job.extra.get(key):
-                rec.info = str(job.extra[key])
+        info = facts_line(job)
+        if info:
+            rec.info = info
         if job.state.terminal and not rec.finished:
             rec.finished = int(time.time())
 
