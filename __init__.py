@@ -23,6 +23,7 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
         jobs.T2T_OT_clear_finished,
         jobs.T2T_OT_quote,
         jobs.T2T_OT_use_variant,
+        jobs.T2T_OT_apply_to_active,
         *sidebar.classes,
     )
 )

@@ -147,6 +147,7 @@ class Engine:
         self.providers: dict[str, Provider] = {}  # job id -> its provider instance
         self.waiting: list[str] = []  # QUEUED job ids, oldest first, not yet handed to a worker
         self.to_apply: list[str] = []  # READY job ids, applied a few per tick
+        self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
         self.modal_running = 0
         self._record_at: dict[str, tuple[str, int]] = {}
 
@@ -282,6 +283,7 @@ class Engine:
             request=request,
             message="Waiting to start",
             blend_file=bpy.data.filepath,
+            owner_pid=os.getpid(),
         )
 
     # ---- the pump ----------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class Engine:
         for snap in self.runner.drain():
             self._take(snap, result)
         self._apply_ready(deadline, result)
-        result.active = sum(1 for j in self.jobs.values() if not j.state.terminal)
+        result.active = len(self.active_ids())
         if result.changed:
             _redraw()
         return result
@@ -365,6 +367,14 @@ class Engine:
         result.finished.append(job.id)
 
     def _apply(self, job: Job) -> None:
+        rec = self.record(job.id)
+        if job.extra.get("orphan") and (rec is None or rec.object is None):
+            # Its object was in a file that was never saved: keep the maps, let the artist
+            # choose where they go.
+            job.message = "Maps ready: select an object and press Apply to Active"
+            self.parked.add(job.id)
+            self._sync_record(job)
+            return
         problem = self._apply_maps(job)
         if problem:
             self._fail(job, problem)
@@ -532,7 +542,36 @@ class Engine:
         return self.runner.cancel(job_id)
 
     def active_ids(self) -> list[str]:
-        return [j.id for j in self.jobs.values() if not j.state.terminal]
+        """Jobs still moving (parked ones wait for the artist, not for us)."""
+        return [j.id for j in self.jobs.values()
+                if not j.state.terminal and j.id not in self.parked]
+
+    def note_saved(self) -> None:
+        """The file was saved: its jobs now belong to it (a restart resumes them from it)."""
+        for job in self.jobs.values():
+            if not job.state.terminal and job.blend_file != bpy.data.filepath:
+                job.blend_file = bpy.data.filepath
+                self.runner.set_blend_file(job.id, job.blend_file)  # its worker's copy too
+                self.journal.write(job, durable=False)
+
+    def apply_to(self, job_id: str, obj: bpy.types.Object, uv_policy: str) -> str:
+        """Apply a parked (recovered) job's maps to `obj`; "" or why not."""
+        rec = self.record(job_id)
+        job = self.jobs.get(job_id)
+        if rec is None or job is None or job.state is not State.READY:
+            return "Only a job whose maps are ready can be applied"
+        reason = valid_target(obj)
+        if reason:
+            return reason
+        try:
+            rec.uv_map = ensure_uvs(obj, uv_policy)
+        except UVError as exc:
+            return str(exc)
+        rec.object = obj
+        job.object_name = obj.name
+        rec.object_name = obj.name
+        self.parked.discard(job_id)
+        return self.reapply(job_id)
 
     def run_blocking(self, job_ids: Iterable[str], timeout: float | None = None) -> None:
         """The background-mode path: tick until these jobs end (or `timeout` passes)."""
@@ -572,7 +611,38 @@ class Engine:
                     self._sync_record(job)
                 else:
                     self.runner.resume(job, provider)
+        if bpy.context.scene is not None:
+            resumed += self._adopt_orphans(bpy.context.scene)
         return resumed
+
+    def _adopt_orphans(self, scene: bpy.types.Scene) -> list[str]:
+        """Jobs of an unsaved file whose Blender died: finish them here and keep their maps;
+        the artist applies them to an object of their choice (Apply to Active)."""
+        adopted = []
+        for job in self.journal.orphans(os.getpid()):
+            cls = provider_class(job.provider)
+            if job.id in self.jobs or cls is None:
+                continue
+            job.owner_pid = os.getpid()
+            if job.state in (State.QUEUED, State.EXPORTING):  # never sent: nothing to recover
+                job.move(State.CANCELED, "Blender stopped before this job was sent")
+                self.journal.write(job, durable=False)
+                continue
+            job.extra["orphan"] = True
+            self.journal.write(job, durable=False)
+            rec = scene.text_to_texture.jobs.add()
+            rec.job_id, rec.provider, rec.prompt = job.id, job.provider, job.request.prompt
+            rec.object_name = job.object_name
+            rec.created = int(job.created)
+            rec.batch = "recovered"
+            self.jobs[job.id] = job
+            provider = cls(provider_config(job.provider))
+            self.providers[job.id] = provider
+            self._sync_record(job)
+            rec.info = "Recovered from an unsaved Blender session"
+            self.runner.resume(job, provider)
+            adopted.append(job.id)
+        return adopted
 
     def detach(self) -> None:
         """Stop local workers without touching remote jobs; the journal keeps them for later."""
@@ -582,6 +652,7 @@ class Engine:
         self.providers.clear()
         self.waiting.clear()
         self.to_apply.clear()
+        self.parked.clear()
 
     def summary(self, job_ids: Iterable[str]) -> tuple[str, list[str]]:
         """One line for the whole batch, plus one line per job that did not end applied."""

@@ -39,6 +39,11 @@ def _on_load_pre(*_args: object) -> None:
 
 
 @persistent
+def _on_save_post(*_args: object) -> None:
+    engine().note_saved()
+
+
+@persistent
 def _on_load_post(*_args: object) -> None:
     if engine().resume():
         ensure_pump()
@@ -47,11 +52,13 @@ def _on_load_post(*_args: object) -> None:
 def register() -> None:
     bpy.app.handlers.load_pre.append(_on_load_pre)
     bpy.app.handlers.load_post.append(_on_load_post)
+    bpy.app.handlers.save_post.append(_on_save_post)
 
 
 def unregister() -> None:
     for handlers, fn in ((bpy.app.handlers.load_pre, _on_load_pre),
-                         (bpy.app.handlers.load_post, _on_load_post)):
+                         (bpy.app.handlers.load_post, _on_load_post),
+                         (bpy.app.handlers.save_post, _on_save_post)):
         if fn in handlers:
             handlers.remove(fn)
     if bpy.app.timers.is_registered(_pump):

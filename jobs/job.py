@@ -82,6 +82,7 @@ class Job:
     maps: dict[str, str] = field(default_factory=dict)  # role -> local file path
     extra: dict[str, Any] = field(default_factory=dict)  # provider facts worth keeping (balance…)
     blend_file: str = ""  # the .blend the job belongs to ("" for an unsaved file)
+    owner_pid: int = 0  # the Blender process watching it; a dead owner's unsaved jobs are adopted
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
 
@@ -108,6 +109,7 @@ class Job:
             "maps": dict(self.maps),
             "extra": dict(self.extra),
             "blend_file": self.blend_file,
+            "owner_pid": self.owner_pid,
             "created": self.created,
             "updated": self.updated,
         }
@@ -126,6 +128,7 @@ class Job:
             maps={str(k): str(v) for k, v in dict(data.get("maps", {})).items()},
             extra=dict(data.get("extra", {})),
             blend_file=str(data.get("blend_file", "")),
+            owner_pid=int(data.get("owner_pid", 0)),
             created=float(data.get("created", time.time())),
             updated=float(data.get("updated", time.time())),
         )

@@ -75,6 +75,12 @@ class Journal:
     def unfinished(self) -> list[Job]:
         return [j for j in self.all() if not j.state.terminal]
 
+    def orphans(self, me: int) -> list[Job]:
+        """Unfinished jobs of unsaved files whose Blender is gone: no file will ever resume
+        them, so the next Blender adopts them rather than lose what was paid for."""
+        return [j for j in self.unfinished()
+                if not j.blend_file and j.owner_pid != me and not _alive(j.owner_pid)]
+
     def remove(self, job_id: str) -> None:
         with self._lock:
             try:
@@ -92,3 +98,15 @@ class Journal:
                 self.remove(job.id)
                 dropped += 1
         return dropped
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

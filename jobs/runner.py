@@ -99,6 +99,13 @@ class Runner:
         slot.token.cancel()
         return True
 
+    def set_blend_file(self, job_id: str, path: str) -> None:
+        """The artist saved the file: the worker's copy of the job journals the new path
+        (a plain attribute write, atomic under the GIL)."""
+        slot = self._slots.get(job_id)
+        if slot is not None:
+            slot.job.blend_file = path
+
     def drain(self, max_events: int = 10_000) -> list[Job]:
         """Snapshots posted since the last call, in order; progress-only updates are coalesced
         so a burst of them costs the main thread one update, while every state change is kept."""

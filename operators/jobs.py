@@ -131,3 +131,29 @@ class T2T_OT_use_variant(bpy.types.Operator):
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
         return {"FINISHED"}
+
+
+class T2T_OT_apply_to_active(bpy.types.Operator):
+    """Put this job's maps on the active object (a job recovered from an unsaved session)"""
+
+    bl_idname = "text_to_texture.apply_to_active"
+    bl_label = "Apply to Active"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    job_id: StringProperty()  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if context.active_object is None:
+            cls.poll_message_set("Select the object the maps should go on")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        message = engine().apply_to(self.job_id, context.active_object,
+                                    context.scene.text_to_texture.uv_policy)
+        if message:
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Applied to '{context.active_object.name}'")
+        return {"FINISHED"}

@@ -50,7 +50,10 @@ class T2T_UL_jobs(bpy.types.UIList):
         name = item.object.name if item.object else f"{item.object_name} (deleted)"
         split.label(text=name, icon=ICONS.get(item.state, "DOT"))
         row = split.row(align=True)
-        if item.state in ACTIVE:
+        if item.state == "ready" and item.object is None:  # recovered: the artist picks where
+            op = row.operator("text_to_texture.apply_to_active", icon="CHECKMARK")
+            op.job_id = item.job_id
+        elif item.state in ACTIVE:
             label = _state_label(item)
             row.progress(factor=item.progress, type="BAR",
                          text=f"{label} {round(item.progress * 100)}%" if item.progress

@@ -2,6 +2,8 @@
 
     python restart_child.py start ZIP BLEND   # texture 3 cubes with Meshy, print SUBMITTED, hang
     python restart_child.py resume ZIP BLEND  # open BLEND, let the jobs resume, print the result
+    python restart_child.py start ZIP -       # the same in a file that is never saved
+    python restart_child.py recover ZIP -     # a fresh Blender: adopt, finish, apply to a cube
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def start(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
         bpy.ops.mesh.primitive_cube_add(location=(i * 3, 0, 0))
         bpy.context.active_object.name = f"Crate{i}"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    if str(blend) != "-":
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     settings = bpy.context.scene.text_to_texture
     settings.provider = "MESHY"
     settings.prompt = "rusty iron"
@@ -34,7 +37,8 @@ def start(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
     while not all(r.remote_id for r in settings.jobs):
         run.tick()
         time.sleep(0.02)
-    bpy.ops.wm.save_mainfile()  # the artist (or autosave) saved; remote ids are in the file
+    if str(blend) != "-":
+        bpy.ops.wm.save_mainfile()  # the artist (or autosave) saved; remote ids are in the file
     print("SUBMITTED", flush=True)
     while True:  # keep working until killed
         run.tick()
@@ -58,6 +62,24 @@ def resume(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def recover(bpy) -> None:  # type: ignore[no-untyped-def]
+    bpy.ops.wm.read_homefile(use_empty=True)  # a new session: load_post adopts the orphans
+    engine = ext_dev.installed("blender.engine").engine()
+    recs = bpy.context.scene.text_to_texture.jobs
+    ids = [r.job_id for r in recs]
+    deadline = time.monotonic() + 60
+    while any(engine.jobs[i].state.value != "ready" for i in ids) and time.monotonic() < deadline:
+        engine.tick()
+        time.sleep(0.05)
+    bpy.ops.mesh.primitive_monkey_add()
+    target = bpy.context.active_object
+    results = {"parked": [r.message for r in recs], "active": engine.active_ids()}
+    results["apply"] = list(bpy.ops.text_to_texture.apply_to_active(job_id=ids[0]))
+    results["states"] = [r.state for r in recs]
+    results["material"] = target.active_material.name if target.active_material else ""
+    print("RESULT " + json.dumps(results), flush=True)
+
+
 def main() -> None:
     mode, zip_path, blend = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     import bpy
@@ -65,7 +87,10 @@ def main() -> None:
     ext_dev.install(zip_path)
     bpy.context.preferences.system.use_online_access = True
     fast_polls()
-    (start if mode == "start" else resume)(bpy, blend)
+    if mode == "recover":
+        recover(bpy)
+    else:
+        (start if mode == "start" else resume)(bpy, blend)
 
 
 if __name__ == "__main__":

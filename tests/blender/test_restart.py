@@ -58,3 +58,38 @@ def test_jobs_survive_a_killed_blender(extension_zip: Path, tmp_path: Path) -> N
             assert job["state"] == "applied", job["message"]
             assert job["material"].startswith(f"T2T {name}")
         assert len(emu.recorded("POST", RETEXTURE + "$")) == 3  # nothing was submitted twice
+
+
+def test_jobs_of_an_unsaved_file_are_recovered_by_the_next_blender(
+    extension_zip: Path, tmp_path: Path
+) -> None:
+    with MeshyEmulator(job_seconds=3.0) as emu:
+        env = child_env(emu, tmp_path)
+        first = subprocess.Popen(
+            [sys.executable, str(CHILD), "start", str(extension_zip), "-"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            assert first.stdout is not None
+            for line in first.stdout:
+                if line.startswith("SUBMITTED"):
+                    break
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+
+        second = subprocess.run(
+            [sys.executable, str(CHILD), "recover", str(extension_zip), "-"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        result = next((ln for ln in second.stdout.splitlines() if ln.startswith("RESULT ")), "")
+        assert result, second.stderr[-3000:]
+        got = json.loads(result[len("RESULT "):])
+        assert got["parked"] == ["Maps ready: select an object and press Apply to Active"] * 3
+        assert got["active"] == []  # parked jobs keep nothing running
+        assert got["apply"] == ["FINISHED"]
+        assert got["states"] == ["applied", "ready", "ready"]
+        assert got["material"].startswith("T2T Suzanne")
+        assert len(emu.recorded("POST", RETEXTURE + "$")) == 3  # paid once, recovered
