@@ -16,3 +16,25 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     if path == ROOT:
         return pytest.Dir.from_parent(parent, path=path)
     return None
+
+
+# Blender as a Python module (bpy 4.2) can crash while the interpreter shuts down after tests
+# that ran its glTF exporter (exit code 139 with every test passed). Once the session is over
+# and reported, leave with pytest's own status instead of running that teardown.
+_exit_status: dict[str, int] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import os
+    import sys
+
+    if "bpy" in sys.modules and "code" in _exit_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status["code"])
