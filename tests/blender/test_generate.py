@@ -281,3 +281,27 @@ def test_no_key_reaches_the_blend(blender, t2t, tmp_path: Path) -> None:
     finally:
         prefs.meshy_api_key = ""
         prefs.scenario_api_secret = ""
+
+
+def test_maps_can_be_packed_into_the_blend(blender, t2t, tmp_path: Path) -> None:
+    bpy = blender
+    prefs = bpy.context.preferences.addons[t2t.__name__].preferences
+    prefs.pack_images = True
+    try:
+        cube = add_mesh("cube", "Crate")
+        select(cube)
+        set_prompt("oak", resolution="1024")
+        assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+        images = [linked_image(cube.active_material, s).image
+                  for s in ("Base Color", "Roughness", "Metallic", "Normal")]
+        assert all(img.packed_file is not None for img in images)
+        blend = tmp_path / "packed.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+        for img in images:  # the file stands alone: the maps on disk are no longer needed
+            Path(bpy.path.abspath(img.filepath)).unlink(missing_ok=True)
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+        base = linked_image(bpy.data.objects["Crate"].active_material, "Base Color").image
+        assert base.packed_file is not None and base.size[0] == 1024
+        assert image_array(base).any()
+    finally:
+        prefs.pack_images = False
