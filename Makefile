@@ -10,7 +10,7 @@ COMPAT_BPY := 4.2.23
 COMPAT_VENV := .venv-4.2
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
-.PHONY: venv test test-compat demo build lint bench clean
+.PHONY: venv test test-compat demo build lint bench soak clean
 
 venv: $(STAMP)
 
@@ -60,3 +60,5 @@ clean:
 test-gui: venv
 	../shared/tools/real-blender setup
 	$(PY) tests/gui/run_gui.py
+soak: venv
+	$(PY) -m pytest tests/soak -q -p no:cacheprovider

@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark in its own process and write bench/RESULTS.md.
 
-Each benchmark is a script under bench/ that prints a markdown table; a Blender benchmark needs
-its own process (Blender reads its profile location when bpy is first imported).
+Each benchmark is a script under bench/ that prints markdown tables (and `> ` notes); a Blender
+benchmark needs its own process (Blender reads its profile location when bpy is first imported).
 """
 
 from __future__ import annotations
@@ -18,13 +18,36 @@ HERE = Path(__file__).resolve().parent
 
 BENCHES = [
     ("Offline provider: seconds per map set, peak memory", ["bench_procedural.py"]),
-    ("Main thread: tick time with 20 jobs in flight, apply time (2048² maps)",
-     ["bench_tick.py", "20", "2048"]),
+    ("Main thread: tick time with 50 jobs in flight across the four providers, apply time "
+     "(2048² maps)", ["bench_tick.py", "providers", "50", "2048"]),
+    ("Main thread: tick time with 20 jobs in flight (offline provider made cloud-like), apply "
+     "time (2048² maps)", ["bench_tick.py", "20", "2048"]),
+    ("Batch scaling: 1, 8 and 32 objects, Meshy emulator with 3 s jobs, concurrency 8",
+     ["bench_batch.py", "1", "8", "32"]),
+    ("Overhead: one 100k-triangle mesh, Meshy emulator, four 2048² maps",
+     ["bench_overhead.py", "3"]),
     ("Meshy (emulator): requests per job, wall time 8 vs 1, added seconds", ["bench_meshy.py"]),
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
 ]
+
+
+def _markdown(stdout: str) -> list[str]:
+    """What a benchmark printed for the page: its tables (`|` lines) and notes (`> ` lines),
+    a blank line between one table or note and the next; everything else (Blender's log) is
+    left out."""
+    out: list[str] = []
+    for ln in stdout.splitlines():
+        if ln.startswith(("|", "> ")):
+            if out and out[-1] and out[-1][0] != ln[0]:
+                out.append("")
+            out.append(ln)
+        elif not ln.strip() and out and out[-1]:
+            out.append("")
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def main() -> None:
@@ -44,7 +67,7 @@ def main() -> None:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(script), *args[1:]], capture_output=True,
                               text=True, timeout=1800)
-        table = [ln for ln in proc.stdout.splitlines() if ln.startswith("|")]
+        table = _markdown(proc.stdout)
         lines += [f"## {title}", "", f"`python bench/{' '.join(args)}` "
                   f"({time.perf_counter() - t0:.0f} s)", ""]
         lines += table if proc.returncode == 0 else ["failed:", "```", proc.stderr[-2000:], "```"]

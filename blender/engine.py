@@ -41,7 +41,9 @@ from .uvs import UVError, ensure_uvs, pick_uv_map
 
 log = logging.getLogger(__name__)
 
-# Main-thread budget per tick for exports and applies; one of each always goes through.
+# Main-thread budget per tick for exports (with thread starts) and applies. One of each always
+# goes through; a further one only if its expected cost (what the last one of its kind took)
+# still fits, so a tick never runs far past the budget.
 TICK_BUDGET_S = 0.008
 
 
@@ -150,6 +152,8 @@ class Engine:
         self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
         self.modal_running = 0
         self._record_at: dict[str, tuple[str, int]] = {}
+        self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply MESHY" -> seconds
+        self._ran_any = False  # this tick has started a job (or applied a result) already
 
     # ---- creating jobs -----------------------------------------------------------------------
 
@@ -292,9 +296,11 @@ class Engine:
         """One main-thread step: start what may start, take in worker news, apply results."""
         result = TickResult()
         deadline = time.perf_counter() + TICK_BUDGET_S
+        self._ran_any = False
         self._start_waiting(deadline, result)
         for snap in self.runner.drain():
             self._take(snap, result)
+        self._ran_any = False
         self._apply_ready(deadline, result)
         result.active = len(self.active_ids())
         if result.changed:
@@ -302,7 +308,6 @@ class Engine:
         return result
 
     def _start_waiting(self, deadline: float, result: TickResult) -> None:
-        started_any = False
         for job_id in list(self.waiting):
             job = self.jobs[job_id]
             provider = self.providers[job_id]
@@ -311,15 +316,26 @@ class Engine:
                 continue
             if self.runner.free_slots(provider) <= 0:
                 continue
-            if started_any and time.perf_counter() > deadline:
+            kind = f"export {provider.mesh_format}" if provider.mesh_format else "start"
+            if not self._fits(kind, deadline):
                 break  # exports and thread starts are main-thread work: spread them over ticks
             self.waiting.remove(job_id)
-            started_any = True
             result.changed = True
+            began = time.perf_counter()
             if provider.mesh_format and not self._export(job, provider):
                 result.finished.append(job.id)
                 continue
             self.runner.start(job, provider)
+            self._cost[kind] = time.perf_counter() - began
+
+    def _fits(self, kind: str, deadline: float) -> bool:
+        """May one more `kind` of work run in this tick? The first (start, apply) always may."""
+        if not self._ran_any:
+            self._ran_any = True
+            return True
+        if time.perf_counter() + self._cost.get(kind, 0.0) > deadline:
+            return False
+        return True
 
     def _export(self, job: Job, provider: Provider) -> bool:
         rec = self.record(job.id)
@@ -352,13 +368,18 @@ class Engine:
             self._finished(snap, result)
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
-        applied = 0
-        while self.to_apply and (applied == 0 or time.perf_counter() < deadline):
-            job = self.jobs[self.to_apply.pop(0)]
+        while self.to_apply:
+            job = self.jobs[self.to_apply[0]]
             if job.state is not State.READY:
+                self.to_apply.pop(0)
                 continue
+            kind = f"apply {job.provider}"
+            if not self._fits(kind, deadline):
+                break
+            self.to_apply.pop(0)
+            began = time.perf_counter()
             self._apply(job)
-            applied += 1
+            self._cost[kind] = time.perf_counter() - began
             result.changed = True
             self._finished(job, result)
 

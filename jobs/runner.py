@@ -262,6 +262,7 @@ class Runner:
     def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
         failures = 0
         journaled = job.progress
+        started = time.monotonic()
         while True:
             token.check()
             try:
@@ -299,7 +300,7 @@ class Runner:
                 self._post(job, journal=big_step or new_facts)
                 if big_step:
                     journaled = job.progress
-            token.sleep(provider.poll_interval)
+            token.sleep(provider.poll_delay(time.monotonic() - started))
 
 
 def _copy(job: Job) -> Job:

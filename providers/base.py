@@ -134,6 +134,20 @@ class CancelToken:
 
 ProgressFn = Callable[[float, str], None]
 
+# (age below which, delay): a cloud job is polled every second while young, every 2 s until
+# half a minute, then every `poll_interval`. A short job is picked up within ~1 s of its end
+# instead of up to a whole interval late; a job of 30 s or more costs 10 more status requests.
+RAMP: tuple[tuple[float, float], ...] = ((10.0, 1.0), (30.0, 2.0))
+
+
+def ramped_delay(elapsed: float, interval: float, ramp: tuple[tuple[float, float], ...] = RAMP
+                 ) -> float:
+    """The delay `RAMP` gives at age `elapsed`, never longer than `interval`."""
+    for below, delay in ramp:
+        if elapsed < below:
+            return min(delay, interval)
+    return interval
+
 
 class Provider:
     """Base class: one subclass per service, in its own module."""
@@ -188,6 +202,11 @@ class Provider:
 
     def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
         raise NotImplementedError
+
+    def poll_delay(self, elapsed: float) -> float:
+        """Seconds to wait before the next status request, `elapsed` seconds after the job's
+        watch began (cloud providers poll sooner while a job is young; see `ramped_delay`)."""
+        return self.poll_interval
 
     def fetch(
         self,

@@ -38,6 +38,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    ramped_delay,
 )
 from .http import (
     NO_RETRY,
@@ -151,6 +152,12 @@ class MeshyProvider(Provider):
         self._client: HttpClient | None = None
         self._client_lock = threading.Lock()
         self._balance_seen: set[str] = set()
+
+    def poll_delay(self, elapsed: float) -> float:
+        # 1 s while young, then 2 s, then 3 s (`ramped_delay`): one job makes at most one
+        # status request a second; Meshy allows 20 a second per account (Pro) and queues at
+        # most 10 tasks, so even a full queue stays at half the limit.
+        return ramped_delay(elapsed, self.poll_interval)
 
     # ---- set-up --------------------------------------------------------------------------------
 

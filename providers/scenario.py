@@ -71,6 +71,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    ramped_delay,
 )
 from .http import (
     NO_RETRY,
@@ -237,6 +238,11 @@ class ScenarioProvider(Provider):
         self._assets: dict[str, dict[str, Any]] = {}  # asset id -> last asset object read
         self._done_images: dict[str, dict[str, Any]] = {}  # remote id -> its succeeded job
         self._type_unknown: set[str] = set()  # model ids whose type Scenario did not give
+
+    def poll_delay(self, elapsed: float) -> float:
+        # 1 s while young, then 2 s, then 3 s (`ramped_delay`; the SDK polls every 3 s).
+        # Scenario publishes no rate limit; a 429 is honoured (`remainingSeconds`) by http.py.
+        return ramped_delay(elapsed, self.poll_interval)
 
     # ---- set-up --------------------------------------------------------------------------------
 

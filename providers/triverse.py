@@ -53,6 +53,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    ramped_delay,
 )
 from .http import (
     NO_RETRY,
@@ -309,6 +310,11 @@ class TriverseProvider(Provider):
         self._balance_seen: set[str] = set()
         self._cost: dict[str, Any] = {}  # remote id -> credits the create answer quoted
         self._reused_upload = False  # the job being sent reuses an earlier upload's file_key
+
+    def poll_delay(self, elapsed: float) -> float:
+        # 1 s while young, then 2 s, then 3 s (`ramped_delay`). Triverse publishes no limit on
+        # status reads (only on uploads: 10 a minute); one GET a second per job, at most 4 jobs.
+        return ramped_delay(elapsed, self.poll_interval)
 
     # ---- set-up --------------------------------------------------------------------------------
 

@@ -18,7 +18,11 @@ from text_to_texture.providers.base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    ramped_delay,
 )
+from text_to_texture.providers.meshy import MeshyProvider
+from text_to_texture.providers.scenario import ScenarioProvider
+from text_to_texture.providers.triverse import TriverseProvider
 
 
 class FakeService:
@@ -162,6 +166,42 @@ def test_a_limit_override_raises_concurrency(tmp_path: Path, journal: Journal) -
         runner.start(job, make_provider(svc))
     run_until(runner, [j.id for j in jobs])
     assert svc.max_in_flight == 4
+
+
+class RampedProvider(FakeProvider):
+    """Polls on its own schedule; a fixed `poll_interval` of a minute would time the test out."""
+
+    poll_interval = 60.0
+    asked: list[float]
+
+    def poll_delay(self, elapsed: float) -> float:
+        self.asked.append(elapsed)
+        return 0.01
+
+
+def test_the_runner_waits_what_poll_delay_says_between_polls(
+        tmp_path: Path, journal: Journal) -> None:
+    svc = FakeService(polls_to_finish=4)
+    provider = RampedProvider()
+    provider.service, provider.asked = svc, []
+    runner = Runner(journal)
+    job = make_job(tmp_path)
+    t0 = time.monotonic()
+    runner.start(job, provider)
+    assert run_until(runner, [job.id], timeout=5.0)[job.id].state is State.READY
+    assert time.monotonic() - t0 < 5.0
+    assert len(provider.asked) == 3  # after each of the three unfinished polls
+    assert provider.asked == sorted(provider.asked) and 0 <= provider.asked[0] < 1.0
+
+
+def test_poll_schedules_start_fast_back_off_and_never_exceed_the_interval() -> None:
+    assert FakeProvider().poll_delay(0.0) == FakeProvider().poll_delay(99.0) == 0.01
+    assert [ramped_delay(t, 3.0) for t in (0, 9.9, 10, 29.9, 30, 600)] == [1, 1, 2, 2, 3, 3]
+    assert ramped_delay(0.0, 0.05) == 0.05  # a provider set to poll faster stays faster
+    for cls in (MeshyProvider, TriverseProvider, ScenarioProvider):
+        p = cls()
+        assert (p.poll_delay(0.0), p.poll_delay(15.0), p.poll_delay(120.0)) == (1.0, 2.0, 3.0)
+        assert cls(poll_interval=0.05).poll_delay(0.0) == 0.05
 
 
 def test_cancel_reaches_the_service_and_ends_canceled(tmp_path: Path, journal: Journal) -> None:
