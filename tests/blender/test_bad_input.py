@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from t2t_testing import add_mesh, engine, installed, set_prompt
+from t2t_testing import add_mesh, engine, installed, select, set_prompt
 
 
 def batch(bpy, objs):  # type: ignore[no-untyped-def]
@@ -113,3 +113,20 @@ def test_the_blend_is_closed_mid_job_and_reopened(blender, meshy, tmp_path: Path
     assert rec.state == "applied", rec.message
     assert bpy.data.objects["Crate"].active_material.name.startswith("T2T Crate")
     assert len(meshy.recorded("POST")) == 1  # resumed, never submitted twice
+
+
+def test_the_same_object_submitted_twice(blender, meshy) -> None:
+    bpy = blender
+    meshy.job_seconds = 1.0
+    crate = add_mesh("cube", "Crate")
+    set_prompt("oak", provider="MESHY")
+    first = batch(bpy, [crate])
+    second = batch(bpy, [crate])  # pressed again while the first job runs
+    assert second.batch.skipped == ["Skipped 'Crate': it is already being textured"]
+    assert not second.job_ids
+    select(crate)
+    with pytest.raises(RuntimeError, match="being textured"):
+        bpy.ops.text_to_texture.generate()  # the button says so too
+    first.run_to_end()
+    assert [r.state for r in bpy.context.scene.text_to_texture.jobs] == ["applied"]
+    assert len(meshy.recorded("POST")) == 1
