@@ -150,8 +150,6 @@ class T2T_PT_jobs(bpy.types.Panel):
                     op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
-                # A thumbnail of the result (Blender renders material previews lazily).
-                box.template_icon(icon_value=layout.icon(rec.material), scale=5.0)
         row = layout.row(align=True)
         active = len(engine().active_ids())
         row.operator("text_to_texture.cancel_all", icon="CANCEL",
