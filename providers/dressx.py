@@ -44,7 +44,6 @@ import json
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,13 +58,13 @@ from .base import (
     ROUGHNESS,
     CancelToken,
     ProgressFn,
-    Provider,
     ProviderConfig,
     ProviderError,
     RemoteState,
     RemoteStatus,
     TextureRequest,
 )
+from .cloud import CloudProvider
 from .http import (
     PREFS_HINT,
     HttpClient,
@@ -74,7 +73,6 @@ from .http import (
     RetryPolicy,
     ServiceHooks,
     Sleeper,
-    bearer,
     is_loopback_host,
     url_problem,
 )
@@ -171,9 +169,10 @@ def order_for(job_id: str) -> int:
     return int.from_bytes(digest[:4], "big") % MAX_ORDER + 1
 
 
-class DressxProvider(Provider):
+class DressxProvider(CloudProvider):
     id = "DRESSX"
     label = "DRESSX"
+    default_base = DEFAULT_BASE
     offline = False
     mesh_format = "OBJ"  # DRESSX takes "an .obj file containing the 3D mesh with UV coordinates"
     resubmit_safe = False  # every order costs balance
@@ -190,27 +189,17 @@ class DressxProvider(Provider):
         sleep: Sleeper | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(config)
-        if poll_interval is not None:
-            self.poll_interval = poll_interval  # type: ignore[misc]
+        super().__init__(config, poll_interval=poll_interval, retry=retry, sleep=sleep)
         concurrency = _int_or_none(self._extra("max_concurrency"))
         if concurrency and concurrency > 0:
             self.max_concurrency = concurrency  # type: ignore[misc]
-        self._retry = retry
-        self._sleep = sleep
         self._clock = clock
-        self._client: HttpClient | None = None
-        self._client_lock = threading.Lock()
         self._running: dict[str, str] = {}  # remote id -> last progress text from a webhook
         self._balance: dict[str, float] = {}
         self._rebound_without_port: set[str] = set()
         self._result_paths: dict[str, str] = {}
 
     # ---- settings ------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return (self.config.api_base or DEFAULT_BASE).strip().rstrip("/")
 
     def _extra(self, name: str) -> str:
         return str(self.config.extras.get(name) or "").strip()
@@ -278,17 +267,8 @@ class DressxProvider(Provider):
                     f"{PREFS_HINT} > DRESSX")
         return ""
 
-    def client(self) -> HttpClient:
-        with self._client_lock:
-            if self._client is None:
-                problem = self.check_ready()
-                if problem:
-                    raise ProviderError(problem)
-                self._client = HttpClient(
-                    self.base_url, bearer(self.config.api_key), self.label,
-                    hooks=DressxHooks(), retry=self._retry, sleep=self._sleep,
-                )
-            return self._client
+    def hooks(self) -> ServiceHooks:
+        return DressxHooks()
 
     # ---- submit --------------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from .base import (
     ROUGHNESS,
     CancelToken,
     ProgressFn,
-    Provider,
     ProviderConfig,
     ProviderError,
     RemoteState,
@@ -40,16 +39,15 @@ from .base import (
     TextureRequest,
     ramped_delay,
 )
+from .cloud import CloudProvider
 from .http import (
     NO_RETRY,
     PREFS_HINT,
-    HttpClient,
     HttpError,
     LinkExpired,
     RetryPolicy,
     ServiceHooks,
     Sleeper,
-    bearer,
     is_loopback_host,
     url_problem,
 )
@@ -116,11 +114,12 @@ def prompt_problem(prompt: str, name: str = "prompt") -> str:
     return ""
 
 
-class MeshyProvider(Provider):
+class MeshyProvider(CloudProvider):
     id = "MESHY"
     label = "Meshy"
     offline = False
     mesh_format = "GLB"
+    default_base = DEFAULT_BASE
     resubmit_safe = False  # every task costs credits
     # Meshy Pro queues 10 tasks per account (all keys, all task kinds): leave room for the
     # artist's other tools; a full queue answers 429 NoMoreConcurrentTasks.
@@ -144,13 +143,7 @@ class MeshyProvider(Provider):
         retry: RetryPolicy | None = None,
         sleep: Sleeper | None = None,
     ) -> None:
-        super().__init__(config)
-        if poll_interval is not None:
-            self.poll_interval = poll_interval  # type: ignore[misc]
-        self._retry = retry
-        self._sleep = sleep
-        self._client: HttpClient | None = None
-        self._client_lock = threading.Lock()
+        super().__init__(config, poll_interval=poll_interval, retry=retry, sleep=sleep)
         self._balance_seen: set[str] = set()
 
     def poll_delay(self, elapsed: float) -> float:
@@ -161,10 +154,6 @@ class MeshyProvider(Provider):
 
     # ---- set-up --------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        return (self.config.api_base or DEFAULT_BASE).strip().rstrip("/")
-
     def check_ready(self) -> str:
         if not self.config.api_key.strip():
             return (f"Meshy needs an API key: {PREFS_HINT} > Meshy, or MESHY_API_KEY")
@@ -174,17 +163,8 @@ class MeshyProvider(Provider):
         return prompt_problem(request.prompt) or prompt_problem(
             request.negative_prompt, "negative prompt")
 
-    def client(self) -> HttpClient:
-        with self._client_lock:
-            if self._client is None:
-                problem = self.check_ready()
-                if problem:
-                    raise ProviderError(problem)
-                self._client = HttpClient(
-                    self.base_url, bearer(self.config.api_key), self.label,
-                    hooks=MeshyHooks(), retry=self._retry, sleep=self._sleep,
-                )
-            return self._client
+    def hooks(self) -> ServiceHooks:
+        return MeshyHooks()
 
     # ---- submit --------------------------------------------------------------------------------
 

@@ -65,7 +65,6 @@ from .base import (
     VARIANT_SEP,
     CancelToken,
     ProgressFn,
-    Provider,
     ProviderConfig,
     ProviderError,
     RemoteState,
@@ -73,11 +72,11 @@ from .base import (
     TextureRequest,
     ramped_delay,
 )
+from .cloud import CloudProvider
 from .http import (
     NO_RETRY,
     PREFS_HINT,
     Downloaded,
-    HttpClient,
     HttpError,
     LinkExpired,
     RetryPolicy,
@@ -208,9 +207,10 @@ class _Phase:
     finished: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> role -> map
 
 
-class ScenarioProvider(Provider):
+class ScenarioProvider(CloudProvider):
     id = "SCENARIO"
     label = "Scenario"
+    default_base = DEFAULT_BASE
     offline = False
     mesh_format = ""  # 2D: nothing of the mesh leaves the machine
     seamless_2d = True
@@ -227,12 +227,7 @@ class ScenarioProvider(Provider):
         retry: RetryPolicy | None = None,
         sleep: Sleeper | None = None,
     ) -> None:
-        super().__init__(config)
-        if poll_interval is not None:
-            self.poll_interval = poll_interval  # type: ignore[misc]
-        self._retry = retry
-        self._sleep = sleep
-        self._client: HttpClient | None = None
+        super().__init__(config, poll_interval=poll_interval, retry=retry, sleep=sleep)
         self._lock = threading.Lock()
         self._phases: dict[str, _Phase] = {}  # remote id -> map-making state
         self._assets: dict[str, dict[str, Any]] = {}  # asset id -> last asset object read
@@ -245,10 +240,6 @@ class ScenarioProvider(Provider):
         return ramped_delay(elapsed, self.poll_interval)
 
     # ---- set-up --------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return (self.config.api_base or DEFAULT_BASE).strip().rstrip("/")
 
     def _extra(self, key: str) -> str:
         return str(self.config.extras.get(key) or "").strip()
@@ -269,17 +260,13 @@ class ScenarioProvider(Provider):
             return f"Scenario needs {listed}: {PREFS}, or {' / '.join(m[1] for m in missing)}"
         return url_problem(self.base_url, self.label, "base URL")
 
-    def client(self) -> HttpClient:
-        with self._lock:
-            if self._client is None:
-                problem = self.check_ready()
-                if problem:
-                    raise ProviderError(problem)
-                token = f"{self.config.api_key.strip()}:{self._extra('api_secret')}"
-                auth = {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
-                self._client = HttpClient(self.base_url, auth, self.label, hooks=ScenarioHooks(),
-                                          retry=self._retry, sleep=self._sleep)
-            return self._client
+    def auth_headers(self) -> dict[str, str]:
+        """HTTP Basic base64(key:secret), as Scenario's own clients send it."""
+        token = f"{self.config.api_key.strip()}:{self._extra('api_secret')}"
+        return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+
+    def hooks(self) -> ServiceHooks:
+        return ScenarioHooks()
 
     def _params(self, **more: str) -> dict[str, str]:
         """Query parameters of every API call: the project, when one is configured."""

@@ -47,7 +47,6 @@ from .base import (
     RESULT_MESH,
     CancelToken,
     ProgressFn,
-    Provider,
     ProviderConfig,
     ProviderError,
     RemoteState,
@@ -55,16 +54,15 @@ from .base import (
     TextureRequest,
     ramped_delay,
 )
+from .cloud import CloudProvider
 from .http import (
     NO_RETRY,
     PREFS_HINT,
-    HttpClient,
     HttpError,
     LinkExpired,
     RetryPolicy,
     ServiceHooks,
     Sleeper,
-    bearer,
     default_sleep,
     is_loopback_host,
     url_problem,
@@ -266,11 +264,12 @@ _UPLOADED = _UploadedFiles()
 # --------------------------------------------------------------------------- the provider
 
 
-class TriverseProvider(Provider):
+class TriverseProvider(CloudProvider):
     id = "TRIVERSE"
     label = "Triverse"
     offline = False
     mesh_format = "GLB"
+    default_base = DEFAULT_BASE
     # Every task costs credits. Creates carry a client_order_id derived from the job id, so a
     # create whose answer was lost is retried (by http.py, as an idempotent call) and Triverse
     # hands back the same task instead of charging twice. Submitting again after Blender stopped
@@ -296,17 +295,11 @@ class TriverseProvider(Provider):
         rate_limit_wait: float = 10.0,
         sleep: Sleeper | None = None,
     ) -> None:
-        super().__init__(config)
-        if poll_interval is not None:
-            self.poll_interval = poll_interval  # type: ignore[misc]
-        self._retry = retry
+        super().__init__(config, poll_interval=poll_interval, retry=retry, sleep=sleep)
         # A code 2000 waits `rate_limit_wait` per try; 6 tries outlast the one-minute window.
         self._upload_retry = upload_retry or RetryPolicy(retries=6, base=2.0, cap=30.0,
                                                          max_total=150.0)
         self._rate_limit_wait = rate_limit_wait
-        self._sleep = sleep
-        self._client: HttpClient | None = None
-        self._client_lock = threading.Lock()
         self._balance_seen: set[str] = set()
         self._cost: dict[str, Any] = {}  # remote id -> credits the create answer quoted
         self._reused_upload = False  # the job being sent reuses an earlier upload's file_key
@@ -318,27 +311,13 @@ class TriverseProvider(Provider):
 
     # ---- set-up --------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        return (self.config.api_base or DEFAULT_BASE).strip().rstrip("/")
-
     def check_ready(self) -> str:
         if not self.config.api_key.strip():
             return f"Triverse needs an API key: {PREFS_HINT} > Triverse, or TRIVERSE_API_KEY"
         return url_problem(self.base_url, self.label, "base URL")
 
-    def client(self) -> HttpClient:
-        with self._client_lock:
-            if self._client is None:
-                problem = self.check_ready()
-                if problem:
-                    raise ProviderError(problem)
-                self._client = HttpClient(
-                    self.base_url, bearer(self.config.api_key), self.label,
-                    hooks=TriverseHooks(self._rate_limit_wait), retry=self._retry,
-                    sleep=self._sleep,
-                )
-            return self._client
+    def hooks(self) -> ServiceHooks:
+        return TriverseHooks(self._rate_limit_wait)
 
     # ---- submit --------------------------------------------------------------------------------
 
