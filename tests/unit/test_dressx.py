@@ -31,6 +31,7 @@ from emulators.base import (
     marker_pixels,
 )
 from emulators.dressx import CREATE, DressxEmulator
+from runner_driving import fast_runner
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import Runner
@@ -148,12 +149,6 @@ class Watch:
                 return
             time.sleep(0.005)
         raise AssertionError(f"job never reached {state}")
-
-
-def fast_runner(journal: Journal) -> Runner:
-    runner = Runner(journal)
-    runner.poll_retry_base = 0.01
-    return runner
 
 
 def run_one(emu: Emulator, tmp_path: Path, journal: Journal, **kw: Any) -> Job:

@@ -21,6 +21,7 @@ from emulators.base import (
 )
 from emulators.glb import cube_glb, meshy_uvs, positions_of, quad_glb, uvs_of
 from emulators.meshy import LEGACY, NO_ROUTE, RETEXTURE, MeshyEmulator
+from runner_driving import fast_runner, run, settle
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES, Runner
@@ -74,33 +75,6 @@ def make_job(tmp_path: Path, name: str = "Cube", mesh: bytes | None = None,
                          mesh_path=str(mesh_path), mesh_format="GLB",
                          out_dir=str(tmp_path / "maps"), file_stem=name, **request)
     return Job(id=jid, provider="MESHY", object_name=name, request=req)
-
-
-def run(runner: Runner, jobs: list[Job], provider_for: Any,
-        timeout: float = 15.0) -> dict[str, Job]:
-    """What the main thread does: start the jobs, drain events until all are settled."""
-    for job in jobs:
-        runner.start(job, provider_for())
-    return settle(runner, [j.id for j in jobs], timeout)
-
-
-def settle(runner: Runner, ids: list[str], timeout: float = 15.0) -> dict[str, Job]:
-    seen: dict[str, Job] = {}
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for snap in runner.drain():
-            seen[snap.id] = snap
-        if all(i in seen and (seen[i].state.terminal or seen[i].state is State.READY)
-               for i in ids) and not runner.busy():
-            return seen
-        time.sleep(0.005)
-    raise AssertionError(f"jobs did not settle: {[(j.id, j.state) for j in seen.values()]}")
-
-
-def fast_runner(journal: Journal) -> Runner:
-    runner = Runner(journal)
-    runner.poll_retry_base = 0.01
-    return runner
 
 
 def pixels(path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

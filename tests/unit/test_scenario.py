@@ -25,9 +25,10 @@ from emulators.scenario import (
     map_fill,
     smoothness_value,
 )
+from runner_driving import fast_runner, run, settle
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
-from text_to_texture.jobs.runner import MAX_POLL_FAILURES, Runner
+from text_to_texture.jobs.runner import MAX_POLL_FAILURES
 from text_to_texture.providers import scenario as scenario_module
 from text_to_texture.providers.base import (
     VARIANT_SEP,
@@ -85,35 +86,6 @@ def make_job(tmp_path: Path, name: str = "Wall", **request: Any) -> Job:
                          resolution=request.pop("resolution", 1024), seed=request.pop("seed", 7),
                          **request)
     return Job(id=jid, provider="SCENARIO", object_name=name, request=req)
-
-
-def fast_runner(journal: Journal) -> Runner:
-    runner = Runner(journal)
-    runner.poll_retry_base = 0.01
-    return runner
-
-
-def run(runner: Runner, jobs: list[Job], provider_for: Any, timeout: float = 15.0,
-        seen_messages: list[str] | None = None) -> dict[str, Job]:
-    for job in jobs:
-        runner.start(job, provider_for())
-    return settle(runner, [j.id for j in jobs], timeout, seen_messages)
-
-
-def settle(runner: Runner, ids: list[str], timeout: float = 15.0,
-           seen_messages: list[str] | None = None) -> dict[str, Job]:
-    seen: dict[str, Job] = {}
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for snap in runner.drain():
-            seen[snap.id] = snap
-            if seen_messages is not None:
-                seen_messages.append(snap.message)
-        if all(i in seen and (seen[i].state.terminal or seen[i].state is State.READY)
-               for i in ids) and not runner.busy():
-            return seen
-        time.sleep(0.005)
-    raise AssertionError(f"jobs did not settle: {[(j.id, j.state) for j in seen.values()]}")
 
 
 def one(emu: ScenarioEmulator, journal: Journal, tmp_path: Path, **request: Any) -> Job:

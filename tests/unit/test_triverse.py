@@ -15,9 +15,10 @@ import requests
 from emulators.base import emulator_fixture, expected_pixels, guard_loopback, marker_pixels
 from emulators.glb import cube_glb, positions_of, quad_glb, uvs_of
 from emulators.triverse import MR_PIXELS, TriverseEmulator, parse_multipart
+from runner_driving import fast_runner, run, settle
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
-from text_to_texture.jobs.runner import MAX_POLL_FAILURES, Runner
+from text_to_texture.jobs.runner import MAX_POLL_FAILURES
 from text_to_texture.providers import triverse as triverse_module
 from text_to_texture.providers.base import (
     RESULT_MESH,
@@ -89,32 +90,6 @@ def reference_png(tmp_path: Path, gray: int = 90) -> Path:
     ref = tmp_path / f"ref{gray}.png"
     ref.write_bytes(encode_png(np.full((8, 8, 3), gray, np.uint8)))
     return ref
-
-
-def run(runner: Runner, jobs: list[Job], provider_for: Any,
-        timeout: float = 15.0) -> dict[str, Job]:
-    for job in jobs:
-        runner.start(job, provider_for())
-    return settle(runner, [j.id for j in jobs], timeout)
-
-
-def settle(runner: Runner, ids: list[str], timeout: float = 15.0) -> dict[str, Job]:
-    seen: dict[str, Job] = {}
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for snap in runner.drain():
-            seen[snap.id] = snap
-        if all(i in seen and (seen[i].state.terminal or seen[i].state is State.READY)
-               for i in ids) and not runner.busy():
-            return seen
-        time.sleep(0.005)
-    raise AssertionError(f"jobs did not settle: {[(j.id, j.state) for j in seen.values()]}")
-
-
-def fast_runner(journal: Journal) -> Runner:
-    runner = Runner(journal)
-    runner.poll_retry_base = 0.01
-    return runner
 
 
 def run_one(emu: TriverseEmulator, tmp_path: Path, journal: Journal, **kw: Any) -> Job:
