@@ -10,7 +10,6 @@ every 3 s, at most 4 jobs in flight), so the figures are what an artist would se
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -19,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if "text_to_texture" not in sys.modules:  # the repository is the package, loaded without bpy
-    _spec = importlib.util.spec_from_loader("text_to_texture", loader=None, is_package=True)
-    assert _spec is not None
-    _pkg = importlib.util.module_from_spec(_spec)
-    _pkg.__path__ = [str(ROOT)]
-    sys.modules["text_to_texture"] = _pkg
+sys.path.insert(0, str(ROOT / "tools"))
+import ext_dev  # noqa: E402
+
+ext_dev.use_source_package()
 sys.path.insert(0, str(ROOT / "tests"))
 
 from emulators.glb import cube_glb  # noqa: E402

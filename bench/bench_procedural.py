@@ -6,7 +6,6 @@ all maps at 1024 under 0.5 s, at 2048 under 2 s; 4096 must work with reasonable 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import statistics
@@ -18,12 +17,10 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if "text_to_texture" not in sys.modules:
-    _spec = importlib.util.spec_from_loader("text_to_texture", loader=None, is_package=True)
-    assert _spec is not None
-    _pkg = importlib.util.module_from_spec(_spec)
-    _pkg.__path__ = [str(ROOT)]
-    sys.modules["text_to_texture"] = _pkg
+sys.path.insert(0, str(ROOT / "tools"))
+import ext_dev  # noqa: E402
+
+ext_dev.use_source_package()
 
 from text_to_texture.providers.imagefile import write_png  # noqa: E402
 from text_to_texture.providers.procedural import generate_maps  # noqa: E402

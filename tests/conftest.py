@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import tempfile
@@ -25,15 +24,11 @@ os.environ["TEXT_TO_TEXTURE_DATA_DIR"] = str(_SCRATCH / "t2t-data")
 for var in [v for v in os.environ if v.endswith(("_API_KEY", "_API_BASE", "_API_SECRET"))]:
     del os.environ[var]  # a developer's real keys must never reach a test
 
-if "text_to_texture" not in sys.modules:
-    spec = importlib.util.spec_from_loader("text_to_texture", loader=None, is_package=True)
-    assert spec is not None
-    _pkg = importlib.util.module_from_spec(spec)
-    _pkg.__path__ = [str(ROOT)]
-    sys.modules["text_to_texture"] = _pkg
 
 sys.path.insert(0, str(ROOT / "tools"))
 import ext_dev  # noqa: E402
+
+ext_dev.use_source_package()
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,17 @@ def install(zip_path: Path) -> ModuleType:
 def installed(name: str) -> ModuleType:
     """A submodule of the installed extension, e.g. installed('blender.engine')."""
     return sys.modules[f"{INSTALLED}.{name}"]
+
+
+def use_source_package() -> None:
+    """Make `import text_to_texture.jobs…` load this checkout without running its
+    `__init__.py` (which needs bpy): the pure layers, for tests and benchmarks."""
+    import importlib.util
+
+    if "text_to_texture" in sys.modules:
+        return
+    spec = importlib.util.spec_from_loader("text_to_texture", loader=None, is_package=True)
+    assert spec is not None
+    package = importlib.util.module_from_spec(spec)
+    package.__path__ = [str(ROOT)]
+    sys.modules["text_to_texture"] = package
