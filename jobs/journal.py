@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-import threading
 from pathlib import Path
 
+from ..providers.atomic import write_atomic
 from .job import Job, State
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,6 @@ log = logging.getLogger(__name__)
 class Journal:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._lock = threading.Lock()
 
     def _path(self, job_id: str) -> Path:
         if not job_id.isalnum():  # job ids are ours (hex); refuse anything path-like
@@ -34,22 +32,10 @@ class Journal:
         `durable` also fsyncs (power loss), which workers do and the main thread skips (it
         costs milliseconds the UI cannot spare)."""
         data = json.dumps(job.to_dict(), indent=1, sort_keys=True)
-        with self._lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{job.id}.", suffix=".tmp", dir=self.root)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(data)
-                    if durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                os.replace(tmp, self._path(job.id))
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+        # No lock: every write has its own temporary file and the rename is atomic, so writers
+        # of different jobs never wait for each other (a worker's fsync must not stall the
+        # main thread's write of another job).
+        write_atomic(self._path(job.id), data, durable=durable, mode=None)
 
     def load(self, job_id: str) -> Job | None:
         path = self._path(job_id)
@@ -82,11 +68,10 @@ class Journal:
                 if not j.blend_file and j.owner_pid != me and not _alive(j.owner_pid)]
 
     def remove(self, job_id: str) -> None:
-        with self._lock:
-            try:
-                self._path(job_id).unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            self._path(job_id).unlink()
+        except FileNotFoundError:
+            pass
 
     def prune(self, keep_seconds: float, now: float) -> int:
         """Drop finished entries older than `keep_seconds`; unfinished ones are never dropped."""

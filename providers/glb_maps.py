@@ -20,11 +20,11 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import imagefile
+from .atomic import write_atomic
 from .base import BASE_COLOR, METALLIC_ROUGHNESS, NORMAL
 
 log = logging.getLogger(__name__)
@@ -244,18 +244,7 @@ def _write(folder: str, stem: str, role: str, data: bytes) -> str:
     if info is None or info[0] not in _EXT:
         raise GlbError(f"the model's {role.replace('_', ' ')} texture is not a PNG, JPEG or WebP")
     path = os.path.join(folder, f"{stem}_{role}{_EXT[info[0]]}")
-    fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data)
     return path
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
+
+from .atomic import write_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
@@ -31,20 +32,7 @@ def write_png(path: str, pixels: np.ndarray) -> None:
     Accepts uint8 HxW / HxWx1..4 and uint16 HxW / HxWx1..4. The file appears complete or
     not at all, so a reader (Blender, a crash-resume) never sees a half-written map.
     """
-    data = encode_png(pixels)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a map is an ordinary, shareable file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, encode_png(pixels))
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -46,7 +46,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from urllib.parse import quote as url_quote
 import numpy as np
 
 from . import imagefile
+from .atomic import write_atomic
 from .base import (
     BASE_COLOR,
     HEIGHT,
@@ -911,19 +911,5 @@ def _str_dict(value: Any) -> dict[str, str]:
 
 def _write_phase(path: str, remote_id: str, phase: _Phase) -> None:
     """Atomic and durable: this record is what stops a resumed job from paying twice."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     data = {remote_id: {"texture_jobs": phase.texture_jobs, "degraded": phase.degraded}}
-    fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps(data, sort_keys=True), durable=True, mode=None)
