@@ -21,14 +21,15 @@ def prefs() -> Any:
     return addon.preferences if addon else None
 
 
-def user_dir(name: str) -> Path:
+def user_dir(name: str, create: bool = True) -> Path:
     """A folder of the extension's own, created on demand, outside the add-on's install folder."""
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         path = Path(override) / name
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         return path
-    return Path(bpy.utils.extension_path_user(PACKAGE, path=name, create=True))
+    return Path(bpy.utils.extension_path_user(PACKAGE, path=name, create=create))
 
 
 def texture_dir() -> Path:

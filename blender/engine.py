@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 from ..jobs.job import Job, State, new_job_id
 from ..jobs.journal import Journal
 from ..jobs.runner import Runner
+from ..providers import meshfile
 from ..providers.base import (
     BASE_COLOR,
     RESULT_MESH,
@@ -32,19 +33,27 @@ from ..providers.base import (
 )
 from ..providers.registry import LABELS, provider_class, resolve_config, unavailable_reason
 from . import addon
-from .export import ExportError, export_mesh
-from .images import load_map
-from .material import MATERIAL_ROLES, Wiring, assign_material, build_material, tiling_scale
+from .images import load_map, warm_up
+from .material import (
+    MATERIAL_ROLES,
+    Wiring,
+    assign_material,
+    new_material_steps,
+    set_map,
+    tiling_scale,
+    uses,
+)
+from .mesh_arrays import ExportError, MeshArrays, evaluated_arrays
 from .options import OptionsError, provider_options
 from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, swap_mesh, transfer_uvs
 from .uvs import UVError, ensure_uvs, pick_uv_map
 
 log = logging.getLogger(__name__)
 
-# Main-thread budget per tick for exports (with thread starts) and applies. One of each always
-# goes through; a further one only if its expected cost (what the last one of its kind took)
-# still fits, so a tick never runs far past the budget.
-TICK_BUDGET_S = 0.008
+# Main-thread budget per tick for gathering meshes and apply steps. One of each always goes
+# through; a further one only if its expected cost (what the last one of its kind took) still
+# fits, so a tick never runs far past the budget.
+TICK_BUDGET_S = 0.001
 
 
 @dataclass
@@ -154,6 +163,7 @@ class Engine:
         self._record_at: dict[str, tuple[str, int]] = {}
         self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply MESHY" -> seconds
         self._ran_any = False  # this tick has started a job (or applied a result) already
+        self._applying: dict[str, Iterator[None]] = {}  # job id -> its apply, part done
 
     # ---- creating jobs -----------------------------------------------------------------------
 
@@ -167,6 +177,7 @@ class Engine:
         if isinstance(ready, str):
             return Batch([], [ready])
         provider, options, out_dir = ready
+        warm_up(addon.user_dir("cache"))
         cls = type(provider)
         batch_id = new_job_id()
         job_ids: list[str] = []
@@ -264,6 +275,7 @@ class Engine:
         rec.batch = batch_id
         rec.created = int(job.created)
         settings.active_job = len(settings.jobs) - 1
+        self._record_at[job.id] = (scene.name, len(settings.jobs) - 1)
 
     def _new_job(
         self, obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir: str
@@ -318,14 +330,17 @@ class Engine:
                 continue
             kind = f"export {provider.mesh_format}" if provider.mesh_format else "start"
             if not self._fits(kind, deadline):
-                break  # exports and thread starts are main-thread work: spread them over ticks
+                break  # gathering meshes is main-thread work: spread it over ticks
             self.waiting.remove(job_id)
             result.changed = True
             began = time.perf_counter()
-            if provider.mesh_format and not self._export(job, provider):
-                result.finished.append(job.id)
-                continue
-            self.runner.start(job, provider)
+            mesh = None
+            if provider.mesh_format:
+                mesh = self._gather(job, provider)
+                if mesh is None:
+                    result.finished.append(job.id)
+                    continue
+            self.runner.start(job, provider, mesh)
             self._cost[kind] = time.perf_counter() - began
 
     def _fits(self, kind: str, deadline: float) -> bool:
@@ -337,24 +352,21 @@ class Engine:
             return False
         return True
 
-    def _export(self, job: Job, provider: Provider) -> bool:
+    def _gather(self, job: Job, provider: Provider) -> MeshArrays | None:
+        """The object's evaluated mesh as arrays (its worker writes the file); None if failed."""
         rec = self.record(job.id)
         obj = rec.object if rec is not None else None
         if obj is None:
             self._fail(job, f"'{job.object_name}' was deleted before it could be sent")
-            return False
-        job.move(State.EXPORTING, f"Exporting {provider.mesh_format}")
-        self.journal.write(job, durable=False)
+            return None
         ext = "glb" if provider.mesh_format == "GLB" else "obj"
-        path = addon.user_dir("cache") / f"{job.id}.{ext}"
+        # The worker creates the folder: a mkdir here would hand the GIL to busy workers.
+        job.request.mesh_path = str(addon.user_dir("cache", create=False) / f"{job.id}.{ext}")
         try:
-            export_mesh(obj, path, provider.mesh_format)
+            return evaluated_arrays(obj, rec.uv_map)
         except (ExportError, RuntimeError) as exc:
             self._fail(job, f"Could not export '{obj.name}': {exc}")
-            return False
-        job.request.mesh_path = str(path)
-        self._sync_record(job)
-        return True
+            return None
 
     def _take(self, snap: Job, result: TickResult) -> None:
         if snap.id not in self.jobs:
@@ -368,26 +380,39 @@ class Engine:
             self._finished(snap, result)
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
+        """Advance the applies a step at a time (each step well under a millisecond or two),
+        as many as the budget allows; the first step of a tick always runs."""
         while self.to_apply:
-            job = self.jobs[self.to_apply[0]]
-            if job.state is not State.READY:
-                self.to_apply.pop(0)
-                continue
-            kind = f"apply {job.provider}"
+            job_id = self.to_apply[0]
+            job = self.jobs[job_id]
+            steps = self._applying.get(job_id)
+            if steps is None:
+                if job.state is not State.READY:
+                    self.to_apply.pop(0)
+                    continue
+                steps = self._applying[job_id] = self._apply_steps(job)
+            kind = "apply step"
             if not self._fits(kind, deadline):
                 break
-            self.to_apply.pop(0)
             began = time.perf_counter()
-            self._apply(job)
+            try:
+                next(steps)
+                done = False
+            except StopIteration:
+                done = True
             self._cost[kind] = time.perf_counter() - began
-            result.changed = True
-            self._finished(job, result)
+            if done:
+                self.to_apply.pop(0)
+                del self._applying[job_id]
+                result.changed = True
+                self._finished(job, result)
 
     def _finished(self, job: Job, result: TickResult) -> None:
         self.providers.pop(job.id, None)
         result.finished.append(job.id)
 
-    def _apply(self, job: Job) -> None:
+    def _apply_steps(self, job: Job) -> Iterator[None]:
+        """Apply a READY job, a small step per tick; it ends APPLIED, FAILED or parked."""
         rec = self.record(job.id)
         if job.extra.get("orphan") and (rec is None or rec.object is None):
             # Its object was in a file that was never saved: keep the maps, let the artist
@@ -396,66 +421,107 @@ class Engine:
             self.parked.add(job.id)
             self._sync_record(job)
             return
-        problem = self._apply_maps(job)
+        problem = yield from self._apply_maps_steps(job)
         if problem:
             self._fail(job, problem)
             return
         job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
-        self.journal.write(job, durable=False)
+        self.runner.write_later(job)
         self._sync_record(job)
 
-    def _apply_maps(self, job: Job) -> str:
-        """Build and assign the material; "" on success, else the one line saying why not."""
+    def _target(self, job: Job, uv_name: str | None = None) -> tuple[Any, Any, str]:
+        """(record, object, "") of a job, or (…, the one line why its maps cannot go there).
+        Looked up afresh after every step: an undo between ticks invalidates references."""
         rec = self.record(job.id)
         obj = rec.object if rec is not None else None
         where = job.request.out_dir
         if rec is None or obj is None or obj.name not in bpy.data.objects:
-            return f"'{job.object_name}' was deleted; its maps are kept in {where}"
-        uv_name = rec.uv_map
+            return rec, None, f"'{job.object_name}' was deleted; its maps are kept in {where}"
+        uv_name = rec.uv_map if uv_name is None else uv_name
         if obj.type != "MESH" or (uv_name and uv_name not in obj.data.uv_layers):
-            return f"'{obj.name}' lost UV map '{uv_name}'; its maps are kept in {where}"
+            return rec, None, f"'{obj.name}' lost UV map '{uv_name}'; its maps are kept in {where}"
+        return rec, obj, ""
+
+    def _apply_maps_steps(self, job: Job) -> Generator[None, None, str]:
+        """Build and assign the material in steps; "" on success, else the one line why not."""
+        rec, obj, problem = self._target(job)
+        if problem:
+            return problem
         label = LABELS.get(job.provider, job.provider)
+        uv_name = rec.uv_map
         try:
             if UV_MESH in job.maps:
-                uv_name = transfer_uvs(
-                    obj, Path(job.maps[UV_MESH]), PROVIDER_UV_NAMES.get(job.provider, "T2T_UV")
-                )
+                uv_name = transfer_uvs(obj, self._result_mesh(job, UV_MESH),
+                                       PROVIDER_UV_NAMES.get(job.provider, "T2T_UV"))
             elif RESULT_MESH in job.maps and rec.state != "applied":  # not again on re-apply
-                uv_name = swap_mesh(obj, Path(job.maps[RESULT_MESH]), job.provider, label)
-        except (ResultMeshError, RuntimeError) as exc:
+                uv_name = swap_mesh(obj, self._result_mesh(job, RESULT_MESH), job.provider, label)
+        except (ResultMeshError, meshfile.MeshFileError, OSError, RuntimeError) as exc:
             return f"Could not bring {label}'s mesh or UVs onto '{obj.name}': {exc}"
         rec.uv_map = uv_name
+        if UV_MESH in job.maps or RESULT_MESH in job.maps:
+            yield
         p = addon.prefs()
         pack = bool(p.pack_images) if p is not None else False
+        groups = variant_maps(job.maps)
         cls = provider_class(job.provider)
         seamless = bool(cls and cls.seamless_2d)
-        wiring = Wiring(
-            uv_name=uv_name,
-            tiling=tiling_scale(obj, uv_name, float(job.request.options.get("tile_size", 1.0)))
-            if seamless else None,
-            bump_height=seamless,
-        )
-        groups = variant_maps(job.maps)
-        materials = []
-        try:
-            for n, maps in sorted(groups.items()):
-                images = {r: load_map(p, r, pack) for r, p in maps.items() if r in MATERIAL_ROLES}
-                if BASE_COLOR not in images:
-                    raise RuntimeError("no base color map")
-                name = f"T2T {obj.name}" if len(groups) == 1 else f"T2T {obj.name} v{n + 1}"
-                mat = build_material(name, images, wiring)
-                mat.use_fake_user = n > 0  # variants not shown are kept when the file is saved
-                materials.append(mat)
-            assign_material(obj, materials[0])
-        except (RuntimeError, OSError) as exc:
-            return f"Could not apply the maps to '{obj.name}': {exc}"
-        rec.material = materials[0]
+        tile = float(job.request.options.get("tile_size", 1.0))
+        materials: list[str] = []
+        for n, maps in sorted(groups.items()):
+            roles = {r: path for r, path in maps.items() if r in MATERIAL_ROLES}
+            if BASE_COLOR not in roles:
+                return f"Could not apply the maps to '{job.object_name}': no base color map"
+            rec, obj, problem = self._target(job, uv_name)
+            if problem:
+                return problem
+            wiring = Wiring(uv_name=uv_name,
+                            tiling=tiling_scale(obj, uv_name, tile) if seamless else None,
+                            bump_height=seamless)
+            name = f"T2T {obj.name}" if len(groups) == 1 else f"T2T {obj.name} v{n + 1}"
+            try:
+                mat_name = yield from new_material_steps(name, list(roles), wiring)
+            except RuntimeError as exc:
+                return f"Could not apply the maps to '{job.object_name}': {exc}"
+            materials.append(mat_name)
+            for role, path in roles.items():  # one image a step: each costs ~1 ms in all
+                mat = bpy.data.materials.get(mat_name)
+                if mat is None:
+                    return f"The new material of '{job.object_name}' was removed while it was built"
+                if not uses(mat, role):
+                    continue
+                try:
+                    set_map(mat, role, load_map(path, role, pack))
+                except (RuntimeError, OSError) as exc:
+                    return f"Could not apply the maps to '{job.object_name}': {exc}"
+                yield
+        rec, obj, problem = self._target(job, uv_name)
+        if problem:
+            return problem
+        found = [bpy.data.materials.get(m) for m in materials]
+        if any(m is None for m in found):
+            return f"The new material of '{obj.name}' was removed while it was applied"
+        for n, mat in enumerate(found):
+            mat.use_fake_user = n > 0  # type: ignore[union-attr]  # variants not shown stay saved
+        assign_material(obj, found[0])  # type: ignore[arg-type]
+        rec.material = found[0]
         rec.variants.clear()
-        if len(materials) > 1:
-            for mat in materials:
+        if len(found) > 1:
+            for mat in found:
                 rec.variants.add().material = mat
         job.object_name = obj.name
         return ""
+
+    def _result_mesh(self, job: Job, role: str) -> MeshArrays:
+        return self.runner.take_mesh(job.id, role) or meshfile.load_prepared(job.maps[role])
+
+    def _apply_maps(self, job: Job) -> str:
+        """The whole apply at once (re-apply, Apply to Active: the artist pressed a button)."""
+        steps = self._apply_maps_steps(job)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return str(done.value or "")
 
     def use_variant(self, job_id: str, index: int) -> str:
         """Show variant `index` of a job on its object; "" or why not."""
@@ -511,7 +577,7 @@ class Engine:
     def _fail(self, job: Job, message: str) -> None:
         if not job.state.terminal:
             job.move(State.FAILED, message)
-            self.journal.write(job, durable=False)
+            self.runner.write_later(job)  # no worker writes this job now: order is kept
         self._sync_record(job)
 
     # ---- records -----------------------------------------------------------------------------
@@ -604,6 +670,7 @@ class Engine:
                 break
             time.sleep(0.02)
         self.tick()
+        self.runner.flush()
 
     def resume(self) -> list[str]:
         """After a file is opened: pick up its unfinished jobs from the journal."""
@@ -667,12 +734,14 @@ class Engine:
 
     def detach(self) -> None:
         """Stop local workers without touching remote jobs; the journal keeps them for later."""
+        self.runner.flush(2.0)  # what the main thread had to say reaches the journal first
         self.runner.kill()
         self.runner = Runner(self.journal)
         self.jobs.clear()
         self.providers.clear()
         self.waiting.clear()
         self.to_apply.clear()
+        self._applying.clear()
         self.parked.clear()
 
     def summary(self, job_ids: Iterable[str]) -> tuple[str, list[str]]:

@@ -1,4 +1,8 @@
-"""Export one object's evaluated mesh (modifiers, scale) with Blender's own exporters."""
+"""Export one object's evaluated mesh (modifiers, transform) as GLB or OBJ, at once.
+
+The job system splits this in two (arrays on the main thread, the file in the job's worker);
+this is the same thing in one call, for scripts and tests.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,21 @@ from pathlib import Path
 
 import bpy
 
-from .selection import only_selected
+from ..providers import meshfile
+from .mesh_arrays import ExportError, evaluated_arrays
 
-
-class ExportError(Exception):
-    pass
+__all__ = ["ExportError", "export_mesh"]
 
 
 def export_mesh(obj: bpy.types.Object, path: Path, fmt: str) -> Path:
-    """Write `obj` alone to `path` as GLB or OBJ (with UVs, modifiers applied, no materials)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `obj` alone to `path` as GLB or OBJ (with UVs and normals, no materials)."""
     fmt = fmt.upper()
-    with only_selected(obj):
+    if fmt not in ("GLB", "OBJ"):
+        raise ExportError(f"unknown mesh format {fmt!r}")
+    arrays = evaluated_arrays(obj)
+    try:
         if fmt == "GLB":
-            result = bpy.ops.export_scene.gltf(
-                filepath=str(path),
-                export_format="GLB",
-                use_selection=True,
-                export_apply=True,
-                export_materials="NONE",
-                export_texcoords=True,
-                export_normals=True,
-                export_animations=False,
-                export_yup=True,
-            )
-        elif fmt == "OBJ":
-            result = bpy.ops.wm.obj_export(
-                filepath=str(path),
-                export_selected_objects=True,
-                apply_modifiers=True,
-                export_eval_mode="DAG_EVAL_VIEWPORT",
-                export_uv=True,
-                export_normals=True,
-                export_materials=False,
-                export_triangulated_mesh=True,
-            )
-        else:
-            raise ExportError(f"unknown mesh format {fmt!r}")
-    if "FINISHED" not in result or not path.is_file() or path.stat().st_size == 0:
-        raise ExportError(f"Blender could not export '{obj.name}' as {fmt}")
-    return path
+            return meshfile.write_glb(arrays, path)
+        return meshfile.write_obj(arrays, path)
+    except (OSError, meshfile.MeshFileError) as exc:
+        raise ExportError(f"Could not write '{obj.name}' as {fmt}: {exc}") from exc

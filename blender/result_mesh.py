@@ -7,11 +7,10 @@ topology stay exactly as they were and the material simply names the new map.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bpy
 
-from .selection import kept_selection
+from ..providers.meshfile import MeshArrays
+from .mesh_arrays import ExportError, build_mesh
 
 PROVIDER_UV_NAMES = {"MESHY": "Meshy_UV", "TRIVERSE": "Triverse_UV"}
 
@@ -20,49 +19,23 @@ class ResultMeshError(Exception):
     pass
 
 
-def import_glb(path: Path) -> list[bpy.types.Object]:
-    """Import a GLB; return its new objects (the artist's selection comes back afterwards)."""
-    before = set(bpy.data.objects)
-    with kept_selection():
-        result = bpy.ops.import_scene.gltf(filepath=str(path))
-    if "FINISHED" not in result:
-        raise ResultMeshError(f"Blender could not read {path.name}")
-    return [o for o in bpy.data.objects if o not in before]
-
-
-def discard(objects: list[bpy.types.Object]) -> None:
-    """Remove imported helper objects with the data they brought."""
-    meshes = {o.data for o in objects if o.type == "MESH"}
-    materials = {m for me in meshes for m in me.materials if m is not None}
-    images = {
-        n.image for m in materials if m.node_tree for n in m.node_tree.nodes
-        if n.bl_idname == "ShaderNodeTexImage" and n.image is not None
-    }
-    for o in objects:
-        bpy.data.objects.remove(o)
-    for me in meshes:
-        if me.users == 0:
-            bpy.data.meshes.remove(me)
-    for m in materials:
-        if m.users == 0:
-            bpy.data.materials.remove(m)
-    for img in images:
-        if img.users == 0:
-            bpy.data.images.remove(img)
-
-
-def transfer_uvs(obj: bpy.types.Object, glb_path: Path, uv_name: str) -> str:
-    """Copy the GLB's UVs into a new (or refreshed) UV map `uv_name` on `obj`; return its name."""
-    imported = import_glb(glb_path)
+def transfer_uvs(obj: bpy.types.Object, arrays: MeshArrays, uv_name: str) -> str:
+    """Copy the provider mesh's UVs into a new (or refreshed) UV map `uv_name` on `obj`;
+    return its name. Both meshes are matched in world space (the provider's mesh is the one
+    we sent, in world space, given UVs of its own)."""
+    if arrays.uvs is None:
+        raise ResultMeshError("the provider's mesh has no UVs")
+    mesh = obj.data
+    if uv_name not in mesh.uv_layers and len(mesh.uv_layers) >= 8:
+        raise ResultMeshError(f"'{obj.name}' already has 8 UV maps, the most Blender allows")
     try:
-        sources = [o for o in imported if o.type == "MESH" and o.data.uv_layers]
-        if not sources:
-            raise ResultMeshError(f"{glb_path.name} has no mesh with UVs")
-        src = max(sources, key=lambda o: len(o.data.polygons))
-        src.data.uv_layers.active.name = uv_name
-        mesh = obj.data
-        if uv_name not in mesh.uv_layers and len(mesh.uv_layers) >= 8:
-            raise ResultMeshError(f"'{obj.name}' already has 8 UV maps, the most Blender allows")
+        src_mesh = build_mesh(f".T2T {uv_name} source", arrays, uv_name)
+    except ExportError as exc:
+        raise ResultMeshError(str(exc)) from exc
+    src = bpy.data.objects.new(src_mesh.name, src_mesh)
+    scene = bpy.context.scene
+    scene.collection.objects.link(src)  # the operator reads evaluated objects of the scene
+    try:
         active_index = mesh.uv_layers.active_index
         render = [layer.active_render for layer in mesh.uv_layers]
         with bpy.context.temp_override(
@@ -83,10 +56,11 @@ def transfer_uvs(obj: bpy.types.Object, glb_path: Path, uv_name: str) -> str:
                 layer.active_render = True
         return uv_name
     finally:
-        discard(imported)
+        bpy.data.objects.remove(src)
+        bpy.data.meshes.remove(src_mesh)
 
 
-def swap_mesh(obj: bpy.types.Object, glb_path: Path, provider_id: str, label: str) -> str:
+def swap_mesh(obj: bpy.types.Object, arrays: MeshArrays, provider_id: str, label: str) -> str:
     """Give `obj` the provider's own mesh (its topology and UVs are what the maps belong to).
 
     Chosen over copying UVs across a different topology, which smears the texture at every UV
@@ -94,22 +68,16 @@ def swap_mesh(obj: bpy.types.Object, glb_path: Path, provider_id: str, label: st
     file (fake user, "<name>" untouched) and can be picked again in Object Data properties.
     Returns the name of the UV map the maps use.
     """
-    imported = import_glb(glb_path)
+    if arrays.uvs is None:
+        raise ResultMeshError("the provider's mesh has no UVs")
+    uv_name = PROVIDER_UV_NAMES.get(provider_id, "T2T_UV")
+    old = obj.data
     try:
-        sources = [o for o in imported if o.type == "MESH" and o.data.uv_layers]
-        if not sources:
-            raise ResultMeshError(f"{glb_path.name} has no mesh with UVs")
-        src = max(sources, key=lambda o: len(o.data.polygons))
-        new_mesh = src.data
-        # Same place in the world: the GLB's node transform was the object's when exported.
-        new_mesh.transform(obj.matrix_world.inverted() @ src.matrix_world)
-        new_mesh.materials.clear()
-        uv_name = PROVIDER_UV_NAMES.get(provider_id, "T2T_UV")
-        new_mesh.uv_layers.active.name = uv_name
-        old = obj.data
-        old.use_fake_user = True
-        new_mesh.name = f"{old.name} ({label})"
-        obj.data = new_mesh
-        return uv_name
-    finally:
-        discard([o for o in imported])
+        new_mesh = build_mesh(f"{old.name} ({label})", arrays, uv_name)
+    except ExportError as exc:
+        raise ResultMeshError(str(exc)) from exc
+    # The provider's mesh is in world space (as we sent it): bring it into the object's.
+    new_mesh.transform(obj.matrix_world.inverted())
+    old.use_fake_user = True
+    obj.data = new_mesh
+    return uv_name

@@ -9,12 +9,24 @@ interrupted while being sent is never re-sent automatically unless the provider 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..providers.base import Canceled, CancelToken, Provider, ProviderError, RemoteState
+from ..providers import meshfile
+from ..providers.base import (
+    RESULT_MESH,
+    UV_MESH,
+    Canceled,
+    CancelToken,
+    Provider,
+    ProviderError,
+    RemoteState,
+)
 from .job import Job, State
 from .journal import Journal
 
@@ -35,6 +47,7 @@ class _Killed(BaseException):
 class _Slot:
     job: Job
     provider: Provider
+    mesh: meshfile.MeshArrays | None = None  # the arrays the worker writes as the mesh file
     token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
 
@@ -53,6 +66,15 @@ class Runner:
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._active: dict[str, int] = {}  # provider id -> jobs holding a concurrency slot
         self._dead = False
+        # Main-thread chores done by a short-lived helper thread, in order: starting worker
+        # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
+        self._chores: list[Callable[[], None]] = []
+        self._helper = False  # a helper thread is running
+        self._chore_running = False
+        # Meshes a worker read from a result, handed to the main thread in memory (reading the
+        # file there would hand the GIL to busy workers at every read).
+        self._meshes: dict[tuple[str, str], meshfile.MeshArrays] = {}
+        self._chores_done = threading.Condition(self._lock)
         # Pause before polling again after a failed poll: base * 2**failures, at most 30 s.
         self.poll_retry_base = 1.0
 
@@ -69,12 +91,12 @@ class Runner:
             )
         return max(0, self.limit(provider) - waiting)
 
-    def start(self, job: Job, provider: Provider) -> None:
-        """Journal the job and hand it to a worker. The job object becomes the worker's."""
+    def start(self, job: Job, provider: Provider, mesh: meshfile.MeshArrays | None = None) -> None:
+        """Hand the job to a worker and return at once. The job object becomes the worker's;
+        it writes `mesh` (if any) to `job.request.mesh_path` and journals before sending."""
         if job.id in self._slots:
             raise ValueError(f"job {job.id} is already running")
-        self.journal.write(job, durable=False)  # main thread; the worker's first write fsyncs
-        self._launch(job, provider)
+        self._launch(job, provider, mesh)
 
     def resume(self, job: Job, provider: Provider) -> None:
         """Pick up a journaled job after a restart, without paying for it twice."""
@@ -135,9 +157,11 @@ class Runner:
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel nothing, stop nothing: wait for workers. Returns False if some are still alive."""
         deadline = time.monotonic() + timeout
-        for slot in list(self._slots.values()):
-            if slot.thread is not None:
-                slot.thread.join(max(0.0, deadline - time.monotonic()))
+        while self.busy() and time.monotonic() < deadline:
+            for slot in list(self._slots.values()):
+                if slot.thread is not None:
+                    slot.thread.join(max(0.0, min(0.05, deadline - time.monotonic())))
+            time.sleep(0.005)  # a slot whose thread the launcher has not started yet
         return not self.busy()
 
     def cancel_all(self) -> None:
@@ -148,19 +172,87 @@ class Runner:
         """Simulate a crash: workers stop at once and write nothing more, anywhere."""
         self._dead = True
         self.cancel_all()
+        self._meshes.clear()
 
     # ---- workers -----------------------------------------------------------------------------
 
-    def _launch(self, job: Job, provider: Provider) -> None:
-        slot = _Slot(job=job, provider=provider)
+    def _launch(
+        self, job: Job, provider: Provider, mesh: meshfile.MeshArrays | None = None
+    ) -> None:
+        """Register the job's slot now (so `free_slots` counts it) and let the launcher thread
+        start its worker: `Thread.start()` waits for the new thread to get the GIL, which with
+        dozens of busy workers can cost the main thread milliseconds."""
+        slot = _Slot(job=job, provider=provider, mesh=mesh)
         with self._lock:
             self._slots[job.id] = slot
             if provider.id not in self._semaphores:
                 self._semaphores[provider.id] = threading.BoundedSemaphore(self.limit(provider))
-        slot.thread = threading.Thread(
-            target=self._work, args=(slot,), name=f"t2t-{provider.id.lower()}-{job.id}", daemon=True
-        )
-        slot.thread.start()
+
+        def launch() -> None:
+            if self._dead:
+                with self._lock:
+                    self._slots.pop(job.id, None)
+                return
+            thread = threading.Thread(
+                target=self._work, args=(slot,),
+                name=f"t2t-{provider.id.lower()}-{job.id}", daemon=True,
+            )
+            slot.thread = thread
+            thread.start()
+
+        self._chore(launch)
+
+    def write_later(self, job: Job) -> None:
+        """Journal a change the main thread made (an applied or failed job) without making it
+        wait for the disk; writes keep their order with the launches."""
+        snapshot = _copy(job)
+
+        def write() -> None:
+            if not self._dead:
+                try:
+                    self.journal.write(snapshot, durable=False)
+                except OSError as exc:
+                    log.warning("journal entry %s not written: %s", snapshot.id, exc)
+
+        self._chore(write)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the helper thread has done every chore handed to it so far."""
+        with self._chores_done:
+            return self._chores_done.wait_for(
+                lambda: not self._chores and not self._chore_running, timeout)
+
+    def _chore(self, chore: Callable[[], None]) -> None:
+        with self._lock:
+            self._chores.append(chore)
+            if self._helper:
+                self._chores_done.notify_all()
+                return
+            self._helper = True
+        threading.Thread(target=self._do_chores, name="t2t-helper", daemon=True).start()
+
+    def _do_chores(self) -> None:
+        """Do the queued chores; wait for more while jobs run (starting a thread costs the
+        main thread a GIL hand-over, so one helper serves a whole batch); end when idle."""
+        while True:
+            with self._lock:
+                while not self._chores and self._slots and not self._dead:
+                    self._chores_done.notify_all()
+                    self._chores_done.wait(0.5)
+                if not self._chores:
+                    self._helper = False
+                    self._chores_done.notify_all()
+                    return
+                chore = self._chores.pop(0)
+                self._chore_running = True
+            try:
+                chore()
+            except Exception:  # a chore must never stop the ones after it
+                log.exception("runner chore failed")
+            finally:
+                with self._lock:
+                    self._chore_running = False
+                    self._chores_done.notify_all()
 
     def _post(self, job: Job, journal: bool = True) -> None:
         if self._dead:
@@ -185,11 +277,12 @@ class Runner:
     def _work(self, slot: _Slot) -> None:
         job, provider, token = slot.job, slot.provider, slot.token
         acquired = False
+        _yield_cpu()
         try:
             self._wait_for_slot(slot)
             acquired = True
             token.check()
-            self._run(job, provider, token)
+            self._run(job, provider, token, slot.mesh)
         except _Killed:
             pass
         except Canceled:
@@ -209,6 +302,7 @@ class Runner:
                 self._semaphores[provider.id].release()
             with self._lock:
                 self._slots.pop(job.id, None)
+                self._chores_done.notify_all()  # the helper ends once no job is left
 
     def _finish(self, job: Job, state: State, message: str) -> None:
         if self._dead or job.state.terminal:
@@ -229,7 +323,10 @@ class Runner:
                 log.warning("cancel of %s at %s failed: %s", job.id, provider.id, exc)
         self._finish(job, State.CANCELED, "Canceled")
 
-    def _run(self, job: Job, provider: Provider, token: CancelToken) -> None:
+    def _run(self, job: Job, provider: Provider, token: CancelToken,
+             mesh: meshfile.MeshArrays | None = None) -> None:
+        if mesh is not None and job.state in (State.QUEUED, State.EXPORTING):
+            self._write_mesh(job, mesh)
         if job.state in (State.QUEUED, State.EXPORTING) or (
             job.state is State.SUBMITTING and not job.remote_id
         ):
@@ -257,7 +354,43 @@ class Runner:
             raise ProviderError(f"{provider.label} finished but returned no maps")
         job.maps = dict(maps)
         job.extra.update(status.extra)
+        self._prepare_meshes(job, provider)
+        _settle(job.maps.values())
         self._move(job, State.READY, "Maps ready", 1.0)
+
+    def _write_mesh(self, job: Job, mesh: meshfile.MeshArrays) -> None:
+        """Write the arrays the main thread gathered as the file the provider sends."""
+        fmt = job.request.mesh_format.upper()
+        self._move(job, State.EXPORTING, f"Exporting {fmt}", 0.0)
+        try:
+            if fmt == "GLB":
+                meshfile.write_glb(mesh, job.request.mesh_path)
+            else:
+                meshfile.write_obj(mesh, job.request.mesh_path)
+        except (OSError, meshfile.MeshFileError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ProviderError(f"Could not export '{job.object_name}' as {fmt}: {reason}") from exc
+
+    def _prepare_meshes(self, job: Job, provider: Provider) -> None:
+        """Read a returned mesh into arrays here, so the main thread only copies them into
+        Blender; an unreadable mesh fails the job now, with the maps still on disk."""
+        for role in (RESULT_MESH, UV_MESH):
+            if role in job.maps:
+                try:
+                    arrays = meshfile.read_glb(job.maps[role])
+                    meshfile.save_npz(arrays, meshfile.prepared_path(job.maps[role]))
+                except (OSError, meshfile.MeshFileError) as exc:
+                    raise ProviderError(
+                        f"{provider.label}'s mesh could not be read: {exc}"
+                    ) from exc
+                with self._lock:
+                    self._meshes[(job.id, role)] = arrays
+
+    def take_mesh(self, job_id: str, role: str) -> meshfile.MeshArrays | None:
+        """The arrays a worker read from a job's returned mesh, once (None after a restart:
+        then the prepared file beside the mesh is read)."""
+        with self._lock:
+            return self._meshes.pop((job_id, role), None)
 
     def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
         failures = 0
@@ -301,6 +434,43 @@ class Runner:
                 if big_step:
                     journaled = job.progress
             token.sleep(provider.poll_delay(time.monotonic() - started))
+
+
+# Workers (and the threads they start, which inherit it) run at this lower CPU priority, so a
+# burst of decoding and compressing maps on a two-core machine never starves Blender's own
+# thread, whose every millisecond the artist feels.
+WORKER_NICENESS = 10
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority where the OS sets it per thread (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid),
+                                                  WORKER_NICENESS))
+    except (AttributeError, OSError):  # not permitted here: run at normal priority
+        pass
+
+
+def _settle(paths: Iterable[str]) -> None:
+    """Flush the result files to disk before the main thread reads them: Blender maps image
+    files into memory, and touching a page the kernel is still writing back blocks the
+    interface for as long as the disk takes (tens to hundreds of ms seen). The worker waits
+    instead, and a map that was paid for survives a power cut as well."""
+    for path in paths:
+        for name in (path, str(meshfile.prepared_path(path))):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except OSError:
+                continue  # no prepared copy of a map (only meshes have one)
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # a filesystem without fsync: nothing to wait for
+            finally:
+                os.close(fd)
 
 
 def _copy(job: Job) -> Job:

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 PREFS_HINT = "Preferences > Add-ons > Text to Texture"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
-_CHUNK = 1 << 16
+_CHUNK = 1 << 18
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 _MAX_REDIRECTS = 5
 # Statuses worth another try: throttling and server-side trouble. 501 is permanent.

@@ -7,6 +7,7 @@ when bpy is first imported).
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def install(zip_path: Path) -> ModuleType:
 
 def installed(name: str) -> ModuleType:
     """A submodule of the installed extension, e.g. installed('blender.engine')."""
-    return sys.modules[f"{INSTALLED}.{name}"]
+    return importlib.import_module(f"{INSTALLED}.{name}")
 
 
 def use_source_package() -> None:

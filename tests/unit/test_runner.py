@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from text_to_texture.jobs.job import Job, State, TransitionError, new_job_id
 from text_to_texture.jobs.journal import Journal
-from text_to_texture.jobs.runner import MAX_POLL_FAILURES, Runner
+from text_to_texture.jobs.runner import MAX_POLL_FAILURES, WORKER_NICENESS, Runner
 from text_to_texture.providers.base import (
     CancelToken,
     Provider,
@@ -278,10 +280,12 @@ def test_a_killed_runner_resumes_from_the_journal_without_resubmitting(
     svc = FakeService(polls_to_finish=40, poll_delay=0.005)
     first = Runner(journal)
     job = make_job(tmp_path)
-    first.start(job, make_provider(svc))
+    first.start(job, make_provider(svc))  # returns at once; the worker journals before sending
     end = time.monotonic() + 5
-    while (journal.load(job.id).state is not State.RUNNING  # type: ignore[union-attr]
-           and time.monotonic() < end):
+    while time.monotonic() < end:
+        entry = journal.load(job.id)
+        if entry is not None and entry.state is State.RUNNING:
+            break
         time.sleep(0.005)
     first.kill()  # Blender died: nothing more is written by the old workers
     time.sleep(0.05)
@@ -373,3 +377,46 @@ def test_a_key_echoed_by_the_service_never_reaches_the_job(
     done = run_until(runner, [job.id])[job.id]
     assert done.message == "busy (request signed with ***)"
     assert "sk_live" not in (journal.root / f"{job.id}.json").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+def test_workers_run_below_blenders_own_thread_and_leave_it_alone(
+    tmp_path: Path, journal: Journal
+) -> None:
+    seen: list[int] = []
+
+    class Watching(FakeProvider):
+        def submit(self, request: TextureRequest, cancel: CancelToken) -> str:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().submit(request, cancel)
+
+    p = Watching()
+    p.service = FakeService()
+    runner = Runner(journal)
+    job = make_job(tmp_path)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    runner.start(job, p)
+    assert run_until(runner, [job.id])[job.id].state is State.READY
+    assert seen == [max(mine, WORKER_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_start_returns_at_once_and_main_thread_writes_wait_for_nobody(
+    tmp_path: Path, journal: Journal
+) -> None:
+    """`start` only hands the job over; `write_later` journals in order on the helper thread,
+    and `flush` waits for it (what a file load or the end of a script does)."""
+    svc = FakeService(polls_to_finish=2)
+    runner = Runner(journal)
+    job = make_job(tmp_path)
+    runner.start(job, make_provider(svc))
+    done = run_until(runner, [job.id])[job.id]
+    done.move(State.APPLIED, "Applied to 'Cube'", 1.0)
+    runner.write_later(done)
+    assert runner.flush(5.0)
+    on_disk = journal.load(job.id)
+    assert on_disk is not None and on_disk.state is State.APPLIED
+    end = time.monotonic() + 5
+    while [t for t in threading.enumerate() if t.name.startswith("t2t-")]:
+        assert time.monotonic() < end, "a runner thread outlived its work"
+        time.sleep(0.01)
