@@ -20,7 +20,11 @@ def _pump() -> float | None:
         eng = engine()
         if eng.modal_running == 0:
             eng.tick()
-        return PUMP_INTERVAL_S if eng.active_ids() else None
+        if not eng.active_ids():
+            return None
+        if eng.modal_running:  # the operator's timers tick; this only watches
+            return PUMP_INTERVAL_S
+        return min(PUMP_INTERVAL_S, eng.next_tick_in())
     except Exception:  # a timer that raises is dropped silently by Blender; say why, keep going
         log.exception("Text to Texture: job pump failed")
         return PUMP_INTERVAL_S

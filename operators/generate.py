@@ -12,7 +12,7 @@ from typing import Any
 
 import bpy
 
-from ..blender.engine import engine, online_blocker, valid_target
+from ..blender.engine import BUSY_TICK_S, IDLE_TICK_S, engine, online_blocker, valid_target
 from ..jobs.job import State
 
 
@@ -45,7 +45,7 @@ class BatchRun:
 
     def run_to_end(self, poll: float = 0.02) -> None:
         while self.tick():
-            time.sleep(poll)
+            time.sleep(min(poll, engine().next_tick_in()))
 
     def cancel(self) -> None:
         self.canceled_by_artist = True
@@ -85,6 +85,7 @@ class T2T_OT_generate(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     _timer: Any = None
+    _fast_timer: Any = None  # while results are being applied, a step per tick
     _run: BatchRun | None = None
 
     @classmethod
@@ -142,7 +143,7 @@ class T2T_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         assert self._run is not None
         wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
+        self._timer = wm.event_timer_add(IDLE_TICK_S, window=context.window)
         wm.modal_handler_add(self)
         engine().modal_running += 1
         self.report({"INFO"}, f"Texturing {len(self._run.job_ids)} object(s)… Esc cancels")
@@ -156,6 +157,7 @@ class T2T_OT_generate(bpy.types.Operator):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if self._run.tick():
+            self._pace(context)
             return {"PASS_THROUGH"}
         self._end_modal(context)
         self._report_all(skip_skipped=True)
@@ -165,7 +167,20 @@ class T2T_OT_generate(bpy.types.Operator):
         # Blender ends the operator (file load, quit): drop the timer; the jobs carry on.
         self._end_modal(context)
 
+    def _pace(self, context: bpy.types.Context) -> None:
+        """A second, fast timer while the engine has main-thread work queued."""
+        wm = context.window_manager
+        hurry = engine().next_tick_in() < IDLE_TICK_S
+        if hurry and self._fast_timer is None:
+            self._fast_timer = wm.event_timer_add(BUSY_TICK_S, window=context.window)
+        elif not hurry and self._fast_timer is not None:
+            wm.event_timer_remove(self._fast_timer)
+            self._fast_timer = None
+
     def _end_modal(self, context: bpy.types.Context) -> None:
+        if self._fast_timer is not None:
+            context.window_manager.event_timer_remove(self._fast_timer)
+            self._fast_timer = None
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
