@@ -63,6 +63,7 @@ class Runner:
         self._events: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
+        self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._active: dict[str, int] = {}  # provider id -> jobs holding a concurrency slot
         self._dead = False
@@ -84,12 +85,11 @@ class Runner:
         return max(1, self.limits.get(provider.id, provider.max_concurrency))
 
     def free_slots(self, provider: type[Provider] | Provider) -> int:
-        """How many more jobs of this provider may start now (the main thread exports that many)."""
-        with self._lock:
-            waiting = sum(
-                1 for s in self._slots.values() if s.provider.id == provider.id
-            )
-        return max(0, self.limit(provider) - waiting)
+        """How many more jobs of this provider may start now (the main thread exports that many).
+
+        Read without the lock (one dict read is atomic under the GIL): the main thread must
+        never queue for a lock a worker holds while that worker waits for the GIL."""
+        return max(0, self.limit(provider) - self._taken.get(provider.id, 0))
 
     def start(self, job: Job, provider: Provider, mesh: meshfile.MeshArrays | None = None) -> None:
         """Hand the job to a worker and return at once. The job object becomes the worker's;
@@ -147,8 +147,7 @@ class Runner:
         return out
 
     def busy(self) -> bool:
-        with self._lock:
-            return bool(self._slots)
+        return bool(self._slots)  # atomic under the GIL; no lock (see `free_slots`)
 
     def running_ids(self) -> set[str]:
         with self._lock:
@@ -185,13 +184,15 @@ class Runner:
         slot = _Slot(job=job, provider=provider, mesh=mesh)
         with self._lock:
             self._slots[job.id] = slot
+            self._taken[provider.id] = self._taken.get(provider.id, 0) + 1
             if provider.id not in self._semaphores:
                 self._semaphores[provider.id] = threading.BoundedSemaphore(self.limit(provider))
 
         def launch() -> None:
             if self._dead:
                 with self._lock:
-                    self._slots.pop(job.id, None)
+                    if self._slots.pop(job.id, None) is not None:
+                        self._taken[provider.id] -= 1
                 return
             thread = threading.Thread(
                 target=self._work, args=(slot,),
@@ -301,7 +302,8 @@ class Runner:
             if acquired:
                 self._semaphores[provider.id].release()
             with self._lock:
-                self._slots.pop(job.id, None)
+                if self._slots.pop(job.id, None) is not None:
+                    self._taken[provider.id] -= 1
                 self._chores_done.notify_all()  # the helper ends once no job is left
 
     def _finish(self, job: Job, state: State, message: str) -> None:
@@ -383,14 +385,12 @@ class Runner:
                     raise ProviderError(
                         f"{provider.label}'s mesh could not be read: {exc}"
                     ) from exc
-                with self._lock:
-                    self._meshes[(job.id, role)] = arrays
+                self._meshes[(job.id, role)] = arrays
 
     def take_mesh(self, job_id: str, role: str) -> meshfile.MeshArrays | None:
         """The arrays a worker read from a job's returned mesh, once (None after a restart:
         then the prepared file beside the mesh is read)."""
-        with self._lock:
-            return self._meshes.pop((job_id, role), None)
+        return self._meshes.pop((job_id, role), None)  # atomic under the GIL
 
     def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
         failures = 0
