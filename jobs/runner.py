@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..providers import meshfile
 from ..providers.base import (
+    HEAVY_WORK,
     RESULT_MESH,
     UV_MESH,
     Canceled,
@@ -365,10 +366,11 @@ class Runner:
         fmt = job.request.mesh_format.upper()
         self._move(job, State.EXPORTING, f"Exporting {fmt}", 0.0)
         try:
-            if fmt == "GLB":
-                meshfile.write_glb(mesh, job.request.mesh_path)
-            else:
-                meshfile.write_obj(mesh, job.request.mesh_path)
+            with HEAVY_WORK:
+                if fmt == "GLB":
+                    meshfile.write_glb(mesh, job.request.mesh_path)
+                else:
+                    meshfile.write_obj(mesh, job.request.mesh_path)
         except (OSError, meshfile.MeshFileError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ProviderError(f"Could not export '{job.object_name}' as {fmt}: {reason}") from exc
@@ -379,8 +381,9 @@ class Runner:
         for role in (RESULT_MESH, UV_MESH):
             if role in job.maps:
                 try:
-                    arrays = meshfile.read_glb(job.maps[role])
-                    meshfile.save_npz(arrays, meshfile.prepared_path(job.maps[role]))
+                    with HEAVY_WORK:
+                        arrays = meshfile.read_glb(job.maps[role])
+                        meshfile.save_npz(arrays, meshfile.prepared_path(job.maps[role]))
                 except (OSError, meshfile.MeshFileError) as exc:
                     raise ProviderError(
                         f"{provider.label}'s mesh could not be read: {exc}"

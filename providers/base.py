@@ -109,6 +109,12 @@ class Canceled(Exception):
     """Raised inside a worker when the artist canceled the job."""
 
 
+# Heavy local work of workers (decoding and re-encoding a map, writing or reading a mesh) is
+# done one job at a time: on a two-core machine several at once would leave Blender's own
+# thread waiting for a core and for the GIL, and they would not finish sooner in all anyway.
+HEAVY_WORK = threading.BoundedSemaphore(1)
+
+
 class CancelToken:
     """A cancel flag a worker can sleep on, so cancel wakes it immediately."""
 

@@ -58,6 +58,7 @@ from . import imagefile
 from .atomic import write_atomic
 from .base import (
     BASE_COLOR,
+    HEAVY_WORK,
     HEIGHT,
     METALLIC,
     NORMAL,
@@ -637,7 +638,8 @@ class ScenarioProvider(CloudProvider):
             progress(i / len(wanted), f"Downloading {_what(role, n)}")
             got = self._download(links[key], _dest(request, role, n), _what(role, n), cancel)
             if role == SMOOTHNESS:
-                role, path = _to_roughness(got, _dest(request, ROUGHNESS, n))
+                with HEAVY_WORK:
+                    role, path = _to_roughness(got, _dest(request, ROUGHNESS, n))
             else:
                 path = got.path
             out[_variant(role, n)] = path
