@@ -38,6 +38,7 @@ from .material import (
     MATERIAL_ROLES,
     Wiring,
     assign_material,
+    finish,
     new_material_steps,
     set_map,
     tiling_scale,
@@ -166,7 +167,7 @@ class Engine:
         self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
         self.modal_running = 0
         self._record_at: dict[str, tuple[str, int]] = {}
-        self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply MESHY" -> seconds
+        self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply step" -> seconds
         self._ran_any = False  # this tick has started a job (or applied a result) already
         self._applying: dict[str, Iterator[None]] = {}  # job id -> its apply, part done
 
@@ -531,12 +532,7 @@ class Engine:
 
     def _apply_maps(self, job: Job) -> str:
         """The whole apply at once (re-apply, Apply to Active: the artist pressed a button)."""
-        steps = self._apply_maps_steps(job)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return str(done.value or "")
+        return finish(self._apply_maps_steps(job))
 
     def use_variant(self, job_id: str, index: int) -> str:
         """Show variant `index` of a job on its object; "" or why not."""

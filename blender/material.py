@@ -36,7 +36,7 @@ _LABELS = {
 
 
 # Node names: a material is found again by name between ticks (see `build_material_steps`),
-# and a copy of a template is filled in through them (see `fill`).
+# and a copy of a template is filled in through them (`new_material_steps`, `set_map`).
 OUT_NODE, BSDF_NODE, UV_NODE, COORDS_NODE = "T2T Output", "T2T BSDF", "T2T UV", "T2T Coords"
 SPLIT_NODE, INVERT_NODE, NORMAL_NODE, BUMP_NODE = (
     "T2T Separate", "T2T Invert", "T2T Normal Map", "T2T Bump",
@@ -234,7 +234,8 @@ def build_material_steps(
 
 
 def finish(steps: Generator[None, None, str]) -> str:
-    """Run a stepwise build to its end (re-apply, scripts: no tick to spread it over)."""
+    """Run stepwise work to its end and return its result (re-apply, Apply to Active: the
+    artist pressed a button, there is no tick to spread it over)."""
     while True:
         try:
             next(steps)
@@ -288,17 +289,6 @@ def set_map(mat: bpy.types.Material, role: str, image: bpy.types.Image) -> None:
     tree = mat.node_tree
     assert tree is not None
     tree.nodes[image_node_name(role)].image = image
-
-
-def build_material(
-    name: str, images: dict[str, bpy.types.Image], wiring: Wiring
-) -> bpy.types.Material:
-    """A new material wiring each map to its Principled BSDF input, made at once."""
-    mat = bpy.data.materials[finish(new_material_steps(name, list(images), wiring))]
-    for role, image in images.items():
-        if uses(mat, role):
-            set_map(mat, role, image)
-    return mat
 
 
 def assign_material(obj: bpy.types.Object, mat: bpy.types.Material) -> None:

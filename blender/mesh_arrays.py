@@ -49,12 +49,14 @@ def evaluated_arrays(obj: bpy.types.Object, uv_name: str = "") -> MeshArrays:
     matrix = np.array(obj.matrix_world, dtype=np.float64)
     lin, shift = matrix[:3, :3], matrix[:3, 3]
     positions = (co.reshape(-1, 3) @ lin.T + shift).astype(np.float32)
-    n = normals.reshape(-1, 3)[corners] @ np.linalg.inv(lin).T if np.linalg.det(lin) else \
-        normals.reshape(-1, 3)[corners]
+    det = np.linalg.det(lin)
+    n = normals.reshape(-1, 3)[corners]
+    if det:
+        n = n @ np.linalg.inv(lin).T  # normals follow the inverse transpose
     length = np.linalg.norm(n, axis=1, keepdims=True)
     n = (n / np.where(length > 0, length, 1.0)).astype(np.float32)
     corner_verts = loop_vert[corners]
-    if np.linalg.det(lin) < 0:  # mirrored: keep the triangles facing outwards
+    if det < 0:  # mirrored: keep the triangles facing outwards
         order = np.arange(tris * 3).reshape(-1, 3)[:, [0, 2, 1]].ravel()
         corner_verts, n = corner_verts[order], n[order]
         uvs = uvs[order] if uvs is not None else None

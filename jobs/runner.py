@@ -14,7 +14,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..providers import meshfile
@@ -66,7 +66,6 @@ class Runner:
         self._slots: dict[str, _Slot] = {}
         self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
-        self._active: dict[str, int] = {}  # provider id -> jobs holding a concurrency slot
         self._dead = False
         # Main-thread chores done by a short-lived helper thread, in order: starting worker
         # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
@@ -161,7 +160,7 @@ class Runner:
             for slot in list(self._slots.values()):
                 if slot.thread is not None:
                     slot.thread.join(max(0.0, min(0.05, deadline - time.monotonic())))
-            time.sleep(0.005)  # a slot whose thread the launcher has not started yet
+            time.sleep(0.005)  # a slot whose thread the helper has not started yet
         return not self.busy()
 
     def cancel_all(self) -> None:
@@ -179,7 +178,7 @@ class Runner:
     def _launch(
         self, job: Job, provider: Provider, mesh: meshfile.MeshArrays | None = None
     ) -> None:
-        """Register the job's slot now (so `free_slots` counts it) and let the launcher thread
+        """Register the job's slot now (so `free_slots` counts it) and let the helper thread
         start its worker: `Thread.start()` waits for the new thread to get the GIL, which with
         dozens of busy workers can cost the main thread milliseconds."""
         slot = _Slot(job=job, provider=provider, mesh=mesh)
@@ -239,7 +238,6 @@ class Runner:
         while True:
             with self._lock:
                 while not self._chores and self._slots and not self._dead:
-                    self._chores_done.notify_all()
                     self._chores_done.wait(0.5)
                 if not self._chores:
                     self._helper = False
@@ -358,7 +356,6 @@ class Runner:
         job.maps = dict(maps)
         job.extra.update(status.extra)
         self._prepare_meshes(job, provider)
-        _settle(job.maps.values())
         self._move(job, State.READY, "Maps ready", 1.0)
 
     def _write_mesh(self, job: Job, mesh: meshfile.MeshArrays) -> None:
@@ -455,25 +452,6 @@ def _yield_cpu() -> None:
                                                   WORKER_NICENESS))
     except (AttributeError, OSError):  # not permitted here: run at normal priority
         pass
-
-
-def _settle(paths: Iterable[str]) -> None:
-    """Flush the result files to disk before the main thread reads them: Blender maps image
-    files into memory, and touching a page the kernel is still writing back blocks the
-    interface for as long as the disk takes (tens to hundreds of ms seen). The worker waits
-    instead, and a map that was paid for survives a power cut as well."""
-    for path in paths:
-        for name in (path, str(meshfile.prepared_path(path))):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except OSError:
-                continue  # no prepared copy of a map (only meshes have one)
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass  # a filesystem without fsync: nothing to wait for
-            finally:
-                os.close(fd)
 
 
 def _copy(job: Job) -> Job:
