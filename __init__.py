@@ -1,12 +1,19 @@
 """Text to Texture: texture the selected meshes from a text prompt.
 
-This file only registers; everything else lives in the packages it names.
+This file only registers; everything else lives in the packages it names:
+
+    panels/, operators/, cli.py, preferences.py   what the artist sees and presses
+    blender/     Blender data: jobs' main-thread side, materials, meshes, provider surfaces
+    jobs/        no bpy: the job state machine, worker threads, the journal
+    providers/   no bpy: one module per service behind one interface
+    formats/     no bpy: mesh, image and glTF files
+    net/         no bpy: HTTP, the local server, errors, cancel, redaction
 """
 
 import bpy
 
 from . import cli, preferences
-from .blender import props, pump
+from .blender import lifecycle, props
 from .operators import generate, jobs
 from .panels import sidebar
 
@@ -32,12 +39,12 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
 def register() -> None:
     _register()  # type: ignore[has-type]
     props.attach()
-    pump.register()
+    lifecycle.register()
     cli.register()
 
 
 def unregister() -> None:
     cli.unregister()
-    pump.unregister()
+    lifecycle.unregister()
     props.detach()
     _unregister()  # type: ignore[has-type]

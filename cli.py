@@ -1,6 +1,6 @@
 """`blender -b scene.blend --command text_to_texture …`: the headless batch for pipelines.
 
-A thin layer over `operators.generate.BatchRun` (the same jobs the button starts): it parses
+A thin layer over `blender.batch.BatchRun` (the same jobs the button starts): it parses
 arguments, writes them onto the scene's settings, picks the objects, drives the batch to the
 end while printing one line per job state change, saves if asked and turns the outcome into
 an exit code a pipeline can act on.
@@ -12,7 +12,6 @@ import argparse
 import difflib
 import os
 import sys
-import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +20,14 @@ from typing import Any
 
 import bpy
 
-from .blender.engine import engine, provider_config
+from .blender.batch import BatchRun
+from .blender.drive import run_until
+from .blender.engine import engine
+from .blender.preflight import provider_config
 from .blender.props import UV_POLICIES
 from .jobs.job import State
-from .operators.generate import BatchRun
-from .providers.registry import CHOICES, LABELS, provider_class
+from .net.redact import redact, secret_forms
+from .providers.registry import CHOICES, PROVIDERS, provider_class
 
 COMMAND = "text_to_texture"
 PREFIX = "[t2t]"
@@ -33,7 +35,6 @@ PREFIX = "[t2t]"
 OK, FAILED, USAGE = 0, 1, 2
 # After a timeout, how long canceled jobs get to reach a terminal state before we give up.
 CANCEL_GRACE_S = 15.0
-POLL_S = 0.02
 
 DESCRIPTION = """\
 Texture meshes of a .blend from a text prompt, without a window: the same jobs as the
@@ -293,16 +294,12 @@ def _output_path(args: argparse.Namespace) -> Path | None:
 def _drive(run: BatchRun, timeout: float | None, out: _Printer) -> list[State]:
     """Tick the batch to the end (cancelling at the timeout); print each state change."""
     seen: dict[str, State] = {}
-    end = None if timeout is None else time.monotonic() + timeout
     out.changes(run.job_ids, seen)
     try:
-        while run.tick():
-            out.changes(run.job_ids, seen)
-            if end is not None and time.monotonic() > end:
-                out.line(f"Timed out after {timeout:g} s: canceling the unfinished jobs")
-                _cancel(run, out, seen)
-                break
-            time.sleep(POLL_S)
+        if not run_until(lambda: not run.unfinished(), timeout=timeout,
+                         each=lambda: out.changes(run.job_ids, seen)):
+            out.line(f"Timed out after {timeout:g} s: canceling the unfinished jobs")
+            _cancel(run, out, seen)
     except KeyboardInterrupt:
         out.line("Interrupted: canceling the unfinished jobs")
         _cancel(run, out, seen)
@@ -313,10 +310,8 @@ def _drive(run: BatchRun, timeout: float | None, out: _Printer) -> list[State]:
 
 def _cancel(run: BatchRun, out: _Printer, seen: dict[str, State]) -> None:
     run.cancel()
-    grace = time.monotonic() + CANCEL_GRACE_S
-    while run.tick() and time.monotonic() < grace:
-        out.changes(run.job_ids, seen)
-        time.sleep(POLL_S)
+    run_until(lambda: not run.unfinished(), timeout=CANCEL_GRACE_S,
+              each=lambda: out.changes(run.job_ids, seen))
     jobs = engine().jobs
     left = [jobs[i] for i in run.job_ids if i in jobs and not jobs[i].state.terminal]
     for job in left:
@@ -346,9 +341,7 @@ class _Printer:
         self.secrets = _secrets()
 
     def line(self, text: str) -> None:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        print(f"{PREFIX} {text}", flush=True)
+        print(f"{PREFIX} {redact(text, self.secrets)}", flush=True)
 
     def changes(self, job_ids: Iterable[str], seen: dict[str, State]) -> None:
         jobs = engine().jobs
@@ -363,12 +356,7 @@ class _Printer:
 
 def _secrets() -> list[str]:
     """Every configured key and secret: a provider's message must never carry one to a log."""
-    found: set[str] = set()
-    for pid in LABELS:
-        cfg = provider_config(pid)
-        values = [cfg.api_key, *(v for k, v in cfg.extras.items() if "secret" in k)]
-        found.update(v for v in values if v and len(v) >= 6)
-    return sorted(found, key=len, reverse=True)
+    return secret_forms(v for pid in PROVIDERS for v in provider_config(pid).secrets())
 
 
 # ---- registration ----------------------------------------------------------------------------

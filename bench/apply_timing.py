@@ -7,11 +7,11 @@ from typing import Any
 
 
 def timed_applies(original: Any, sink: list, steps: list | None = None) -> Any:
-    """Wrap `Engine._apply_steps`: each job's apply runs a step per tick; record per job the
+    """Wrap `blender.apply.steps`: each job's apply runs a step per tick; record per job the
     main-thread seconds of all its steps (`sink`) and every step's own (`steps`), as
     (provider id, seconds)."""
-    def wrapper(self, job):  # type: ignore[no-untyped-def]
-        inner = original(self, job)
+    def wrapper(eng, job):  # type: ignore[no-untyped-def]
+        inner = original(eng, job)
         total = 0.0
         while True:
             t = time.perf_counter()

@@ -87,7 +87,7 @@ def one_batch(emu: MeshyEmulator, count: int, job_seconds: float, schedule: str)
     registry = ext_dev.installed("providers.registry")
     meshy = ext_dev.installed("providers.meshy")
     eng_mod = ext_dev.installed("blender.engine")
-    gen = ext_dev.installed("operators.generate")
+    gen = ext_dev.installed("blender.batch")
     registry.PROVIDERS["MESHY"] = (meshy.MeshyProvider if schedule == "shipped"
                                    else _fixed_interval_provider())
     eng_mod.reset_engine()

@@ -96,11 +96,11 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
     eng_mod = ext_dev.installed("blender.engine")
     meshy = ext_dev.installed("providers.meshy")
     registry = ext_dev.installed("providers.registry")
-    gen = ext_dev.installed("operators.generate")
+    gen = ext_dev.installed("blender.batch")
     eng_mod.reset_engine()
     emu.reset()
     obj = _sphere()
-    tris = eng_mod.triangle_count(obj)
+    tris = ext_dev.installed("blender.preflight").triangle_count(obj)
     t: dict[str, float] = {}
 
     class Timed(meshy.MeshyProvider):  # type: ignore[misc, valid-type]
@@ -111,13 +111,15 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
     registry.PROVIDERS["MESHY"] = Timed
     data_uri = meshy._data_uri
     meshy._data_uri = _timed(t, "encode", data_uri)
-    meshfile = ext_dev.installed("providers.meshfile")
+    meshfile = ext_dev.installed("formats.meshfile")
     write_glb = meshfile.write_glb
     meshfile.write_glb = _timed(t, "write", write_glb)
     eng = eng_mod.engine()
     eng._gather = _timed(t, "gather", eng._gather)
     applies: list[tuple[str, float]] = []
-    eng._apply_steps = timed_applies(type(eng)._apply_steps, applies).__get__(eng)
+    apply_mod = ext_dev.installed("blender.apply")
+    original_apply = apply_mod.steps
+    apply_mod.steps = timed_applies(original_apply, applies)
     try:
         t0 = time.perf_counter()
         batch = _timed(t, "create", gen.BatchRun)(bpy.context.scene, [obj])
@@ -136,6 +138,7 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
     finally:
         meshy._data_uri = data_uri
         meshfile.write_glb = write_glb
+        apply_mod.steps = original_apply
     t["apply"] = sum(d for _, d in applies)
     job = eng.jobs[batch.job_ids[0]]
     if job.state.value != "applied":

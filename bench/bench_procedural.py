@@ -22,7 +22,7 @@ import ext_dev  # noqa: E402
 
 ext_dev.use_source_package()
 
-from text_to_texture.providers.imagefile import write_png  # noqa: E402
+from text_to_texture.formats.imagefile import write_png  # noqa: E402
 from text_to_texture.providers.procedural import generate_maps  # noqa: E402
 
 PROMPTS = ("weathered red brick wall", "worn red painted metal with scratches")

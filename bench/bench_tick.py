@@ -104,12 +104,13 @@ def run(n_jobs: int = 20, job_seconds: float = 3.0, resolution: str = "2048") ->
     settings = bpy.context.scene.text_to_texture
     settings.prompt = "weathered bronze with green patina"
     settings.resolution = resolution
-    gen = ext_dev.installed("operators.generate")
+    gen = ext_dev.installed("blender.batch")
     eng_mod = ext_dev.installed("blender.engine")
 
     applies_by_job: list[tuple[str, float]] = []
-    original_apply = eng_mod.Engine._apply_steps
-    eng_mod.Engine._apply_steps = timed_applies(original_apply, applies_by_job)
+    apply_mod = ext_dev.installed("blender.apply")
+    original_apply = apply_mod.steps
+    apply_mod.steps = timed_applies(original_apply, applies_by_job)
     t0 = time.perf_counter()
     batch = gen.BatchRun(bpy.context.scene, objs)
     create_s = time.perf_counter() - t0
@@ -126,7 +127,7 @@ def run(n_jobs: int = 20, job_seconds: float = 3.0, resolution: str = "2048") ->
         if not more:
             break
         time.sleep(eng.next_tick_in())  # the modal operator's timers
-    eng_mod.Engine._apply_steps = original_apply
+    apply_mod.steps = original_apply
     applies = [d for _, d in applies_by_job]
     states = [r.state for r in settings.jobs]
     ms = 1000.0
@@ -266,7 +267,7 @@ def _run_providers(bpy: Any, n_jobs: int, job_seconds: float, resolution: str) -
 
 
 def _tick_run(bpy: Any, eng: Any, share: dict[str, int], job_seconds: float, row: int) -> dict:
-    gen = ext_dev.installed("operators.generate")
+    gen = ext_dev.installed("blender.batch")
     settings = bpy.context.scene.text_to_texture
     # What each tick did: exports, thread starts and applies (with their durations), by
     # wrapping the engine's and the runner's methods.
@@ -284,8 +285,9 @@ def _tick_run(bpy: Any, eng: Any, share: dict[str, int], job_seconds: float, row
 
     eng._gather = timed("export", export)
     eng.runner.start = timed("start", start)
-    eng._apply_steps = timed_applies(type(eng)._apply_steps, work["apply"], work["apply step"]
-                                     ).__get__(eng)
+    apply_mod = ext_dev.installed("blender.apply")
+    original_apply = apply_mod.steps
+    apply_mod.steps = timed_applies(original_apply, work["apply"], work["apply step"])
 
     batches = []
     t0 = time.perf_counter()
@@ -320,7 +322,8 @@ def _tick_run(bpy: Any, eng: Any, share: dict[str, int], job_seconds: float, row
                 if not eng.jobs[i].state.terminal))
         time.sleep(eng.next_tick_in())  # the modal operator's timers
     wall = time.perf_counter() - t0
-    del eng._gather, eng._apply_steps
+    del eng._gather
+    apply_mod.steps = original_apply
     eng.runner.start = start
     bad = [f"{eng.jobs[i].provider}: {eng.jobs[i].state.value} {eng.jobs[i].message}"
            for i in ids if eng.jobs[i].state.value != "applied"]

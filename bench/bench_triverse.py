@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from emulators.glb import cube_glb  # noqa: E402
 from emulators.triverse import TriverseEmulator  # noqa: E402
+from text_to_texture.formats.imagefile import encode_png  # noqa: E402
 from text_to_texture.jobs.job import Job, State, new_job_id  # noqa: E402
 from text_to_texture.jobs.journal import Journal  # noqa: E402
 from text_to_texture.jobs.runner import Runner  # noqa: E402
 from text_to_texture.providers import triverse  # noqa: E402
 from text_to_texture.providers.base import ProviderConfig, TextureRequest  # noqa: E402
-from text_to_texture.providers.imagefile import encode_png  # noqa: E402
 from text_to_texture.providers.triverse import TriverseProvider  # noqa: E402
 
 JOB_SECONDS = 3.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bpy
 
-from ..providers import meshfile
+from ..formats import meshfile
 from .mesh_arrays import ExportError, evaluated_arrays
 
 __all__ = ["ExportError", "export_mesh"]

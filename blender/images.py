@@ -8,7 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..providers import imagefile
+from ..formats import imagefile
 from ..providers.base import BASE_COLOR
 from .compat import mark_non_color
 

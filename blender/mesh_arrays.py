@@ -11,7 +11,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..providers.meshfile import MeshArrays
+from ..formats.meshfile import MeshArrays
 
 __all__ = ["ExportError", "MeshArrays", "build_mesh", "evaluated_arrays"]
 

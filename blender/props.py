@@ -13,7 +13,9 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..jobs.job import State
 from ..providers.registry import CHOICES
+from .surfaces import all_surfaces
 
 UV_POLICIES = [
     ("EXISTING_OR_UNWRAP", "Existing, else unwrap",
@@ -25,17 +27,7 @@ UV_POLICIES = [
      "Unwrap into a new UV map 'T2T_UV' even when the mesh has UVs; existing maps are kept"),
 ]
 
-JOB_STATES = [
-    ("queued", "Queued", ""),
-    ("exporting", "Exporting", ""),
-    ("submitting", "Submitting", ""),
-    ("running", "Running", ""),
-    ("downloading", "Downloading", ""),
-    ("ready", "Ready", ""),
-    ("applied", "Applied", ""),
-    ("failed", "Failed", ""),
-    ("canceled", "Canceled", ""),
-]
+JOB_STATES = [(state.value, state.value.capitalize(), "") for state in State]
 
 
 class T2T_Variant(bpy.types.PropertyGroup):
@@ -93,7 +85,8 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
     uv_policy: EnumProperty(  # type: ignore[valid-type]
         name="UVs", items=UV_POLICIES, default="EXISTING_OR_UNWRAP",
     )
-    # Shared by the cloud providers that take them.
+    # Shared by the cloud providers that take them; each provider's own settings come from its
+    # surface (`blender/surfaces/<provider>.py`) and are added below.
     reference_image: PointerProperty(  # type: ignore[valid-type]
         name="Reference image", type=bpy.types.Image,
         description="An image whose style the texture should follow (Meshy, Triverse)",
@@ -103,61 +96,13 @@ class T2T_SceneSettings(bpy.types.PropertyGroup):
         description="A public https URL of the mesh to send instead of uploading it "
         "(only for a single object)",
     )
-    # Meshy
-    meshy_original_uv: BoolProperty(  # type: ignore[valid-type]
-        name="Keep original UVs", default=True,
-        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, which "
-        "are brought onto the object as a new UV map 'Meshy_UV' (yours are kept)",
-    )
-    meshy_ai_model: EnumProperty(  # type: ignore[valid-type]
-        name="Model",
-        items=[("latest", "Latest", "Meshy's newest texturing model"),
-               ("meshy-6", "Meshy 6", ""), ("meshy-5", "Meshy 5", "")],
-        default="latest",
-    )
-    meshy_art_style: EnumProperty(  # type: ignore[valid-type]
-        name="Art style",
-        description="Only Meshy's older Text to Texture endpoint takes an art style",
-        items=[(v, v.replace("-", " ").title(), "") for v in (
-            "realistic", "fake-3d-cartoon", "japanese-anime", "cartoon-line-art",
-            "realistic-hand-drawn", "fake-3d-hand-drawn", "oriental-comic-ink")],
-        default="realistic",
-    )
-    # Triverse
-    triverse_polygon_limit: IntProperty(  # type: ignore[valid-type]
-        name="Polygon limit", default=0, min=0, max=1_500_000, soft_min=0,
-        description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
-        "Triverse. The object then gets Triverse's mesh; yours is kept in the file",
-    )
-    # DRESSX
-    dressx_steps: IntProperty(  # type: ignore[valid-type]
-        name="Steps", default=20, min=0, max=150,
-        description="Inference steps (0 leaves it to DRESSX)",
-    )
-    dressx_refine: BoolProperty(  # type: ignore[valid-type]
-        name="Refine", default=False, description="Ask DRESSX for an extra refinement pass",
-    )
-    # Scenario
-    scenario_samples: IntProperty(  # type: ignore[valid-type]
-        name="Variants", default=1, min=1, max=4,
-        description="Textures made per object; all are kept and you switch between them in "
-        "the job list",
-    )
-    scenario_tile_size: FloatProperty(  # type: ignore[valid-type]
-        name="Tile size", default=1.0, min=0.01, soft_max=10.0, unit="LENGTH",
-        description="How big one repeat of the seamless texture is on the object",
-    )
-    scenario_steps: IntProperty(  # type: ignore[valid-type]
-        name="Steps", default=0, min=0, max=150, description="0 leaves it to the model",
-    )
-    scenario_guidance: FloatProperty(  # type: ignore[valid-type]
-        name="Guidance", default=0.0, min=0.0, max=20.0,
-        description="How closely to follow the prompt; 0 leaves it to the model",
-    )
     quote: StringProperty(name="Price", default="")  # type: ignore[valid-type]
     jobs: CollectionProperty(type=T2T_JobRecord)  # type: ignore[valid-type]
     active_job: IntProperty(name="Active job", default=0)  # type: ignore[valid-type]
 
+
+for _surface in all_surfaces().values():
+    T2T_SceneSettings.__annotations__.update(_surface.SCENE)
 
 classes = (T2T_Variant, T2T_JobRecord, T2T_SceneSettings)
 

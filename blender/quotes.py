@@ -11,10 +11,7 @@ from typing import Any
 
 import bpy
 
-from ..providers.base import TextureRequest
-from ..providers.registry import provider_class
-from .engine import online_blocker, provider_config
-from .options import OptionsError, provider_options
+from .preflight import preflight, request_of
 
 _results: dict[str, Any] = {}  # scene name -> answer (dict, None, or an error line)
 _threads: dict[str, threading.Thread] = {}
@@ -37,25 +34,11 @@ def describe(answer: Any) -> str:
 def request_quote(scene: bpy.types.Scene) -> str:
     """Start asking; "" or one line why it cannot be asked."""
     settings = scene.text_to_texture
-    pid = settings.provider
-    cls = provider_class(pid)
-    blocker = online_blocker(pid)
-    if cls is None or blocker:
-        return blocker or f"Unknown provider {pid}"
-    provider = cls(provider_config(pid))
-    missing = provider.check_ready()
-    if missing:
-        return missing
-    try:
-        options = provider_options(settings, pid)
-    except OptionsError as exc:
-        return str(exc)
-    request = TextureRequest(
-        job_id="quote", prompt=settings.prompt.strip(),
-        negative_prompt=settings.negative_prompt.strip(), seed=int(settings.seed),
-        resolution=int(settings.resolution), enable_pbr=bool(settings.enable_pbr),
-        options=options,
-    )
+    ready = preflight(settings, folder=False)
+    if isinstance(ready, str):
+        return ready
+    provider = ready.provider
+    request = request_of(settings, ready.options, job_id="quote")
     name = scene.name
 
     def ask() -> None:

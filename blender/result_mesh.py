@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..providers.meshfile import MeshArrays
+from ..formats.meshfile import MeshArrays
 from .mesh_arrays import ExportError, build_mesh
 
 PROVIDER_UV_NAMES = {"MESHY": "Meshy_UV", "TRIVERSE": "Triverse_UV"}

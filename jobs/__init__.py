@@ -1,1 +1,2 @@
-"""The job engine: state machine, runner threads, journal. No bpy here."""
+"""The job engine without Blender: the job state machine, worker threads (the runner) and the
+journal on disk."""

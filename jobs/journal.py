@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..providers.atomic import write_atomic
+from ..formats.atomic import write_atomic
 from .job import Job, State
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..providers import meshfile
+from ..formats import meshfile
 from ..providers.base import (
-    HEAVY_WORK,
     RESULT_MESH,
     UV_MESH,
     Canceled,
@@ -32,6 +31,11 @@ from .job import Job, State
 from .journal import Journal
 
 log = logging.getLogger(__name__)
+
+# Heavy local work of workers (decoding and re-encoding a map, writing or reading a mesh) is
+# done one job at a time: on a two-core machine several at once would leave Blender's own
+# thread waiting for a core and for the GIL, and they would not finish sooner in all anyway.
+HEAVY_WORK = threading.BoundedSemaphore(1)
 
 # A poll that fails with a retryable error is tried again this many times in a row before the
 # job fails; the HTTP layer below has already retried each request with backoff.
@@ -182,6 +186,7 @@ class Runner:
         start its worker: `Thread.start()` waits for the new thread to get the GIL, which with
         dozens of busy workers can cost the main thread milliseconds."""
         slot = _Slot(job=job, provider=provider, mesh=mesh)
+        provider.heavy = HEAVY_WORK
         with self._lock:
             self._slots[job.id] = slot
             self._taken[provider.id] = self._taken.get(provider.id, 0) + 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from ..blender import quotes
+from ..blender import apply, batch, quotes
+from ..blender.drive import ensure_pump, run_until
 from ..blender.engine import engine
-from ..blender.pump import ensure_pump
 from ..jobs.job import State
 
 
@@ -55,7 +55,7 @@ class T2T_OT_reapply(bpy.types.Operator):
     job_id: StringProperty()  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        message = engine().reapply(self.job_id)
+        message = apply.reapply(engine(), self.job_id)
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
@@ -72,7 +72,7 @@ class T2T_OT_clear_finished(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         jobs = context.scene.text_to_texture.jobs
         for i in reversed(range(len(jobs))):
-            if jobs[i].state in (State.APPLIED.value, State.CANCELED.value, State.FAILED.value):
+            if State(jobs[i].state).terminal:
                 jobs.remove(i)
         return {"FINISHED"}
 
@@ -87,12 +87,12 @@ class T2T_OT_retry(bpy.types.Operator):
     job_id: StringProperty()  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        message = engine().retry(context.scene, self.job_id)
+        message = batch.retry(context.scene, self.job_id)
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
-        if bpy.app.background:
-            engine().run_blocking(engine().active_ids())
+        if bpy.app.background:  # no timers: finish it here
+            run_until(lambda: not engine().active_ids())
         else:
             ensure_pump()
         return {"FINISHED"}
@@ -126,7 +126,7 @@ class T2T_OT_use_variant(bpy.types.Operator):
     index: IntProperty()  # type: ignore[valid-type]
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        message = engine().use_variant(self.job_id, self.index)
+        message = apply.use_variant(engine(), self.job_id, self.index)
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
@@ -150,8 +150,8 @@ class T2T_OT_apply_to_active(bpy.types.Operator):
         return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        message = engine().apply_to(self.job_id, context.active_object,
-                                    context.scene.text_to_texture.uv_policy)
+        message = apply.apply_to(engine(), self.job_id, context.active_object,
+                                 context.scene.text_to_texture.uv_policy)
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}

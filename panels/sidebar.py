@@ -9,13 +9,14 @@ import time
 
 import bpy
 
-from ..blender.engine import engine, online_blocker
-from ..blender.material import MAPPING_NODE
-from ..operators.generate import count_busy, count_valid
-from ..providers import webhook_server
-from ..providers.registry import LABELS
+from ..blender.batch import count_busy, count_valid
+from ..blender.engine import engine
+from ..blender.preflight import online_blocker
+from ..blender.surfaces import surface
+from ..jobs.job import State
+from ..providers.registry import label
 
-ACTIVE = ("queued", "exporting", "submitting", "running", "downloading", "ready")
+ACTIVE = tuple(state.value for state in State if not state.terminal)
 ICONS = {
     "queued": "SORTTIME", "exporting": "EXPORT", "submitting": "URL", "running": "PLAY",
     "downloading": "IMPORT", "ready": "CHECKMARK", "applied": "CHECKMARK",
@@ -133,7 +134,7 @@ class T2T_PT_jobs(bpy.types.Panel):
             col.label(text=rec.object.name if rec.object else rec.object_name, icon="OBJECT_DATA")
             for line in _wrap(rec.message, 42):
                 col.label(text=line)
-            col.label(text=f"{LABELS.get(rec.provider, rec.provider)} · {_elapsed(rec)}",
+            col.label(text=f"{label(rec.provider)} · {_elapsed(rec)}",
                       icon="TIME")
             for i, line in enumerate(_wrap(rec.prompt, 42)[:3]):
                 col.label(text=line, icon="TEXT" if i == 0 else "BLANK1")
@@ -179,56 +180,17 @@ def _focus(jobs: bpy.types.bpy_prop_collection, active: int) -> bpy.types.Proper
 
 
 def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyType) -> None:
-    """The chosen provider's own options, in a collapsible-looking box of their own."""
+    """The chosen provider's own options (its surface draws them), in a box of their own."""
     pid = settings.provider
-    if pid == "PROCEDURAL":
+    options = surface(pid)
+    if not options.SCENE:
         return
     box = layout.box()
     col = box.column(align=True)
     col.use_property_split = True
     col.use_property_decorate = False
-    col.label(text=f"{LABELS.get(pid, pid)} options", icon="PREFERENCES")
-    if pid == "MESHY":
-        col.prop(settings, "meshy_ai_model")
-        col.prop(settings, "meshy_original_uv")
-        legacy = col.column(align=True)
-        legacy.active = False  # only Meshy's older endpoint reads it
-        legacy.prop(settings, "meshy_art_style")
-    if pid == "TRIVERSE":
-        col.prop(settings, "triverse_polygon_limit")
-    if pid in ("MESHY", "TRIVERSE"):
-        box.label(text="Reference image (style to follow):", icon="IMAGE_DATA")
-        box.template_ID(settings, "reference_image", open="image.open")
-    if pid in ("MESHY", "TRIVERSE", "DRESSX"):
-        col.prop(settings, "mesh_url", text="Mesh URL")
-    if pid == "SCENARIO":
-        col.prop(settings, "scenario_samples")
-        col.prop(settings, "scenario_tile_size")
-        col.prop(settings, "scenario_steps")
-        col.prop(settings, "scenario_guidance")
-        tiling = _tiling_node(bpy.context.active_object)
-        if tiling is not None:
-            col.prop(tiling.inputs["Scale"], "default_value", text="Active tiling")
-    if pid in ("TRIVERSE", "SCENARIO"):
-        row = box.row(align=True)
-        row.operator("text_to_texture.quote", icon="FUND")
-        row.label(text=settings.quote)
-    if pid == "TRIVERSE":
-        box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
-    if pid == "DRESSX":
-        col.prop(settings, "dressx_steps")
-        col.prop(settings, "dressx_refine")
-        server = webhook_server.current()
-        if server is not None:
-            box.label(text=f"Local server: {server.url}", icon="LINKED")
-
-
-def _tiling_node(obj: bpy.types.Object | None) -> bpy.types.Node | None:
-    """The tiling Mapping node of the active object's seamless texture, to edit in place."""
-    mat = obj.active_material if obj is not None else None
-    if mat is None or mat.node_tree is None:
-        return None
-    return mat.node_tree.nodes.get(MAPPING_NODE)
+    col.label(text=f"{label(pid)} options", icon="PREFERENCES")
+    options.draw(box, col, settings)
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -1,1 +1,2 @@
-"""Texture providers: one module per service behind `base.Provider`. No bpy here."""
+"""Texture providers without Blender: one module per service behind `base.Provider`, the shared
+cloud base and the registry."""

@@ -7,29 +7,26 @@ threads only, never import `bpy`, and raise `ProviderError` with a message an ar
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-# Map roles, the names used everywhere between a provider and the material builder.
-BASE_COLOR = "base_color"
-ROUGHNESS = "roughness"
-METALLIC = "metallic"
-NORMAL = "normal"
-HEIGHT = "height"
-MAP_ROLES = (BASE_COLOR, ROUGHNESS, METALLIC, NORMAL, HEIGHT)
-# glTF's packed map: G channel = roughness, B channel = metallic (wired through Separate Color).
-METALLIC_ROUGHNESS = "metallic_roughness"
-# A GLB whose TEXCOORD_0 is the UV layout the maps belong to, same surface as the artist's mesh
-# (Meshy with its own UVs): the Blender side copies those UVs into a new UV map.
-UV_MESH = "uv_mesh"
-# A GLB with the provider's own geometry and UVs (Triverse may remesh): the Blender side gives
-# the object that mesh, keeping the artist's mesh data-block recoverable.
-RESULT_MESH = "result_mesh"
-# Extra samples of a 2D provider: f"{role}{VARIANT_SEP}{n}" for n >= 1 (sample 0 is plain).
-VARIANT_SEP = "@"
+from ..formats.roles import (  # noqa: F401  (re-exported: the names providers speak)
+    BASE_COLOR,
+    HEIGHT,
+    MAP_ROLES,
+    METALLIC,
+    METALLIC_ROUGHNESS,
+    NORMAL,
+    RESULT_MESH,
+    ROUGHNESS,
+    UV_MESH,
+    VARIANT_SEP,
+)
+from ..net.errors import Canceled, CancelToken, ProviderError  # noqa: F401  (re-exported)
+from ..net.redact import redact, secret_forms
 
 
 class RemoteState(StrEnum):
@@ -90,52 +87,9 @@ class ProviderConfig:
         masked = "***" if self.api_key else ""
         return f"ProviderConfig(api_base={self.api_base!r}, api_key={masked!r})"
 
-
-class ProviderError(Exception):
-    """A failure with a one-line message for the artist.
-
-    `retryable` tells the runner a later attempt of the same call may succeed (it never means
-    re-submitting a paid job automatically).
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.status = status
-
-
-class Canceled(Exception):
-    """Raised inside a worker when the artist canceled the job."""
-
-
-# Heavy local work of workers (decoding and re-encoding a map, writing or reading a mesh) is
-# done one job at a time: on a two-core machine several at once would leave Blender's own
-# thread waiting for a core and for the GIL, and they would not finish sooner in all anyway.
-HEAVY_WORK = threading.BoundedSemaphore(1)
-
-
-class CancelToken:
-    """A cancel flag a worker can sleep on, so cancel wakes it immediately."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def canceled(self) -> bool:
-        return self._event.is_set()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep, or raise `Canceled` as soon as the job is canceled."""
-        if self._event.wait(max(0.0, seconds)):
-            raise Canceled()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise Canceled()
+    def secrets(self) -> list[str]:
+        """The values that must never be shown: the key, and every extra named a key or secret."""
+        return [self.api_key, *(v for k, v in self.extras.items() if "secret" in k or "key" in k)]
 
 
 ProgressFn = Callable[[float, str], None]
@@ -160,6 +114,9 @@ class Provider:
 
     id: ClassVar[str] = ""
     label: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # the provider menu's tooltip
+    # Settings beyond key and base URL: (config key, environment variable that overrides it).
+    extras: ClassVar[tuple[tuple[str, str], ...]] = ()
     offline: ClassVar[bool] = False  # True: no network, no key, works without online access
     mesh_format: ClassVar[str] = ""  # "GLB"/"OBJ" when the service needs the mesh, "" otherwise
     max_concurrency: ClassVar[int] = 4  # jobs in flight at the service at once
@@ -171,9 +128,13 @@ class Provider:
     # Largest mesh the service takes, in triangles (0: no limit); larger objects are skipped
     # with one line before anything is exported or sent.
     max_triangles: ClassVar[int] = 0
+    default_base: ClassVar[str] = ""  # the service's documented base URL ("" offline)
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()
+        # Heavy local work (re-encoding a map) runs inside this: the runner hands in its
+        # semaphore so such work happens one job at a time; alone, it costs nothing.
+        self.heavy: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     def check_ready(self) -> str:
         """Return "" when the provider can take a job, else one line saying what is missing."""
@@ -181,12 +142,7 @@ class Provider:
 
     def redact(self, text: str) -> str:
         """`text` with this account's secrets masked: services have been seen echoing them."""
-        secrets = [self.config.api_key, *(
-            v for k, v in self.config.extras.items() if "secret" in k or "key" in k)]
-        for secret in secrets:
-            if secret and len(secret) >= 8 and secret in text:
-                text = text.replace(secret, "***")
-        return text
+        return redact(text, secret_forms(self.config.secrets()))
 
     def check_request(self, request: TextureRequest) -> str:
         """"" or one line saying why the service would refuse this request (prompt too long…),

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
 
+from ..net.http import HttpClient, RetryPolicy, ServiceHooks, Sleeper, bearer
 from .base import Provider, ProviderConfig, ProviderError
-from .http import HttpClient, RetryPolicy, ServiceHooks, Sleeper, bearer
 
 
 class CloudProvider(Provider):
     """A provider behind `HttpClient`. Subclasses name their documented base URL and, where
     the service differs, their auth headers and error hooks."""
-
-    default_base: ClassVar[str] = ""
 
     def __init__(
         self,

@@ -50,7 +50,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from . import webhook_server
+from ..net import local_server
+from ..net.http import (
+    PREFS_HINT,
+    HttpClient,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    is_loopback_host,
+    url_problem,
+)
 from .base import (
     BASE_COLOR,
     METALLIC,
@@ -65,17 +76,6 @@ from .base import (
     TextureRequest,
 )
 from .cloud import CloudProvider
-from .http import (
-    PREFS_HINT,
-    HttpClient,
-    HttpError,
-    LinkExpired,
-    RetryPolicy,
-    ServiceHooks,
-    Sleeper,
-    is_loopback_host,
-    url_problem,
-)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,13 @@ def order_for(job_id: str) -> int:
 class DressxProvider(CloudProvider):
     id = "DRESSX"
     label = "DRESSX"
+    description = "DRESSX text-to-texture; needs a public URL for the result webhook"
+    extras = (
+        ("public_url", "DRESSX_PUBLIC_URL"),
+        ("local_port", "DRESSX_LOCAL_PORT"),
+        ("coordinator_key", "DRESSX_COORDINATOR_KEY"),
+        ("timeout_s", "DRESSX_TIMEOUT_S"),
+    )
     default_base = DEFAULT_BASE
     offline = False
     mesh_format = "OBJ"  # DRESSX takes "an .obj file containing the 3D mesh with UV coordinates"
@@ -292,7 +299,7 @@ class DressxProvider(CloudProvider):
         self.timeout_s(opts)  # refuse a bad setting before paying, not at the deadline
         steps = self._steps(opts)
         cancel.check()
-        srv, reg = webhook_server.acquire(order, "" if user_mesh else request.mesh_path,
+        srv, reg = local_server.acquire(order, "" if user_mesh else request.mesh_path,
                                           port=port)
         try:
             public = self.public_base(srv.port)
@@ -315,10 +322,10 @@ class DressxProvider(CloudProvider):
             submitted = round(self._clock(), 3)
             self._create(client, body, cancel, order)
         except BaseException:
-            webhook_server.release(reg.webhook_token)
+            local_server.release(reg.webhook_token)
             raise
         log.info("DRESSX order %d sent; waiting for its webhook (%s)", order,
-                 webhook_server.short(reg.webhook_token))
+                 local_server.short(reg.webhook_token))
         return DressxRef(order, submitted, reg.webhook_token, reg.mesh_token).encode()
 
     def _order(self, request: TextureRequest) -> int:
@@ -336,7 +343,7 @@ class DressxProvider(CloudProvider):
         try:
             resp = client.request("POST", CREATE_PATH, json_body=body, cancel=cancel, safe=False)
         except HttpError as exc:
-            message = self._scrub(exc.message)
+            message = self.redact(exc.message)
             if "may still have been created" in message:
                 message = message.replace("check your DRESSX account",
                                           f"check your DRESSX account for order {order}")
@@ -349,15 +356,11 @@ class DressxProvider(CloudProvider):
                   type(answer).__name__)
         return answer
 
-    def _scrub(self, text: str) -> str:
-        key = self._extra("coordinator_key")
-        return text.replace(key, "***") if len(key) >= 4 else text
-
     # ---- poll ----------------------------------------------------------------------------------
 
     def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
         ref = DressxRef.parse(remote_id)
-        reg = webhook_server.lookup(ref.webhook_token)
+        reg = local_server.lookup(ref.webhook_token)
         if reg is None:  # a job resumed in a new session (or after its registration ended)
             saved = self._load_result(request, ref)
             if saved is not None:
@@ -369,21 +372,21 @@ class DressxProvider(CloudProvider):
                 self._save_result(request, ref, payload, remote_id)
                 return status  # the registration lives on until fetch: duplicates stay harmless
             if status.state.terminal:
-                webhook_server.release(ref.webhook_token)
+                local_server.release(ref.webhook_token)
                 return status
         timeout = self.timeout_s(request.options or {})
         if self._clock() >= ref.submitted + timeout:
-            webhook_server.release(ref.webhook_token)
+            local_server.release(ref.webhook_token)
             return RemoteStatus(RemoteState.FAILED, message=self._timed_out(ref, remote_id,
                                                                              timeout))
         return RemoteStatus(RemoteState.RUNNING, 0.0, self._waiting_text(ref, reg, remote_id),
                             extra=self._extra_of(ref, remote_id))
 
-    def _rebind(self, ref: DressxRef, request: TextureRequest) -> webhook_server.Registration:
+    def _rebind(self, ref: DressxRef, request: TextureRequest) -> local_server.Registration:
         port = self.local_port(request.options or {})
         mesh = request.mesh_path if ref.mesh_token and os.path.isfile(request.mesh_path) else ""
         try:
-            _, reg = webhook_server.acquire(ref.order, mesh, port=port,
+            _, reg = local_server.acquire(ref.order, mesh, port=port,
                                             webhook_token=ref.webhook_token,
                                             mesh_token=ref.mesh_token or None)
         except ProviderError as exc:
@@ -398,19 +401,19 @@ class DressxProvider(CloudProvider):
 
     def _status_of(self, ref: DressxRef, payload: dict[str, Any], remote_id: str) -> RemoteStatus:
         raw = str(payload.get("status") or "")
-        kind = webhook_server.classify_status(raw)
+        kind = local_server.classify_status(raw)
         balance = payload.get("balance")
         if isinstance(balance, (int, float)) and not isinstance(balance, bool):
             self._balance[remote_id] = balance
         extra = self._extra_of(ref, remote_id)
         if isinstance(payload.get("render_url"), str) and payload["render_url"]:
             extra["render_url"] = payload["render_url"]
-        if kind == webhook_server.DONE:
+        if kind == local_server.DONE:
             return RemoteStatus(RemoteState.SUCCEEDED, 1.0, maps=maps_of(payload), extra=extra)
-        if kind == webhook_server.FAILED:
+        if kind == local_server.FAILED:
             return RemoteStatus(RemoteState.FAILED, message=_failure(payload, ref.order),
                                 extra=extra)
-        if kind == webhook_server.CANCELED:
+        if kind == local_server.CANCELED:
             return RemoteStatus(RemoteState.CANCELED, extra=extra,
                                 message=f"The job was canceled at DRESSX (order {ref.order})")
         word = " ".join(raw.split()).lower()[:40]  # from the webhook: one tidy line
@@ -424,7 +427,7 @@ class DressxProvider(CloudProvider):
             extra["balance"] = self._balance[remote_id]
         return extra
 
-    def _waiting_text(self, ref: DressxRef, reg: webhook_server.Registration,
+    def _waiting_text(self, ref: DressxRef, reg: local_server.Registration,
                       remote_id: str) -> str:
         if remote_id in self._running:
             return self._running[remote_id]
@@ -521,7 +524,7 @@ class DressxProvider(CloudProvider):
             raise ProviderError(f"{exc.message} (order {ref.order})", retryable=exc.retryable,
                                 status=exc.status) from None
         finally:
-            webhook_server.release(ref.webhook_token)
+            local_server.release(ref.webhook_token)
         self._forget_result(remote_id)
         return out
 
@@ -547,7 +550,7 @@ class DressxProvider(CloudProvider):
             ref = DressxRef.parse(remote_id)
         except ProviderError:
             return
-        webhook_server.release(ref.webhook_token)
+        local_server.release(ref.webhook_token)
         self._forget_result(remote_id)
         log.info("DRESSX order %d canceled here; DRESSX has no cancel, it may still finish",
                  ref.order)

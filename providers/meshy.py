@@ -24,7 +24,18 @@ import threading
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from . import imagefile
+from ..formats import imagefile
+from ..net.http import (
+    NO_RETRY,
+    PREFS_HINT,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    is_loopback_host,
+    url_problem,
+)
 from .base import (
     BASE_COLOR,
     METALLIC,
@@ -40,17 +51,6 @@ from .base import (
     ramped_delay,
 )
 from .cloud import CloudProvider
-from .http import (
-    NO_RETRY,
-    PREFS_HINT,
-    HttpError,
-    LinkExpired,
-    RetryPolicy,
-    ServiceHooks,
-    Sleeper,
-    is_loopback_host,
-    url_problem,
-)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ def prompt_problem(prompt: str, name: str = "prompt") -> str:
 class MeshyProvider(CloudProvider):
     id = "MESHY"
     label = "Meshy"
+    description = "Meshy Retexture with your Meshy API key"
     offline = False
     mesh_format = "GLB"
     default_base = DEFAULT_BASE

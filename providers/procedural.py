@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import imagefile, noise
+from ..formats import imagefile
+from . import noise
 from .base import (
     BASE_COLOR,
     HEIGHT,
@@ -1267,6 +1268,7 @@ class ProceduralProvider(Provider):
 
     id = "PROCEDURAL"
     label = "Offline (procedural)"
+    description = "Built in: seamless PBR maps from the prompt's words; no account, no network"
     offline = True
     mesh_format = ""
     # One job at a time: each already spreads its bands over the cores, and Blender's main

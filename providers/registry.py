@@ -1,4 +1,9 @@
-"""Which providers exist, what the panel calls them, and where their settings come from."""
+"""Which providers exist, in the order the panel lists them, and where their settings come from.
+
+Adding a provider means: its module here, its Blender surface (`blender/surfaces/`), and one
+line in `PROVIDERS`. Labels, descriptions, default base URLs and extra settings are read from
+the provider classes themselves.
+"""
 
 from __future__ import annotations
 
@@ -12,50 +17,25 @@ from .procedural import ProceduralProvider
 from .scenario import ScenarioProvider
 from .triverse import TriverseProvider
 
-# (id, label, description) for every provider the panel lists, available or not yet.
-CHOICES: list[tuple[str, str, str]] = [
-    ("PROCEDURAL", "Offline (procedural)", "Built in: seamless PBR maps from the prompt's words; "
-     "no account, no network"),
-    ("MESHY", "Meshy", "Meshy Retexture with your Meshy API key"),
-    ("TRIVERSE", "Triverse", "Triverse texturing with your Triverse API key"),
-    ("DRESSX", "DRESSX", "DRESSX text-to-texture; needs a public URL for the result webhook"),
-    ("SCENARIO", "Scenario", "Scenario seamless textures with your Scenario key and secret"),
-]
-LABELS = {pid: label for pid, label, _ in CHOICES}
-
-# Providers that can take jobs in this version; the others say "not available yet".
+# In menu order.
 PROVIDERS: dict[str, type[Provider]] = {
-    ProceduralProvider.id: ProceduralProvider,
-    MeshyProvider.id: MeshyProvider,
-    TriverseProvider.id: TriverseProvider,
-    DressxProvider.id: DressxProvider,
-    ScenarioProvider.id: ScenarioProvider,
+    cls.id: cls
+    for cls in (ProceduralProvider, MeshyProvider, TriverseProvider, DressxProvider,
+                ScenarioProvider)
 }
-
-# Extra settings per provider: (config key, environment variable).
-EXTRAS: dict[str, list[tuple[str, str]]] = {
-    "SCENARIO": [
-        ("api_secret", "SCENARIO_API_SECRET"),
-        ("model_id", "SCENARIO_MODEL_ID"),
-        ("project_id", "SCENARIO_PROJECT_ID"),
-    ],
-    "DRESSX": [
-        ("public_url", "DRESSX_PUBLIC_URL"),
-        ("local_port", "DRESSX_LOCAL_PORT"),
-        ("coordinator_key", "DRESSX_COORDINATOR_KEY"),
-        ("timeout_s", "DRESSX_TIMEOUT_S"),
-    ],
-}
+# (id, label, description) for the provider menu.
+CHOICES: list[tuple[str, str, str]] = [
+    (pid, cls.label, cls.description) for pid, cls in PROVIDERS.items()
+]
+LABELS = {pid: cls.label for pid, cls in PROVIDERS.items()}
 
 
 def provider_class(provider_id: str) -> type[Provider] | None:
     return PROVIDERS.get(provider_id)
 
 
-def unavailable_reason(provider_id: str) -> str:
-    if provider_id in PROVIDERS:
-        return ""
-    return f"{LABELS.get(provider_id, provider_id)} is not available yet in this version"
+def label(provider_id: str) -> str:
+    return LABELS.get(provider_id, provider_id)
 
 
 def resolve_config(
@@ -69,6 +49,7 @@ def resolve_config(
         api_key=env.get(f"{provider_id}_API_KEY") or saved.get("api_key", ""),
         api_base=env.get(f"{provider_id}_API_BASE") or saved.get("api_base", ""),
     )
-    for key, var in EXTRAS.get(provider_id, []):
+    cls = PROVIDERS.get(provider_id)
+    for key, var in cls.extras if cls is not None else ():
         cfg.extras[key] = env.get(var) or saved.get(key, "")
     return cfg

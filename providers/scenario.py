@@ -54,11 +54,21 @@ from urllib.parse import quote as url_quote
 
 import numpy as np
 
-from . import imagefile
-from .atomic import write_atomic
+from ..formats import imagefile
+from ..formats.atomic import write_atomic
+from ..net.http import (
+    NO_RETRY,
+    PREFS_HINT,
+    Downloaded,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    url_problem,
+)
 from .base import (
     BASE_COLOR,
-    HEAVY_WORK,
     HEIGHT,
     METALLIC,
     NORMAL,
@@ -74,17 +84,6 @@ from .base import (
     ramped_delay,
 )
 from .cloud import CloudProvider
-from .http import (
-    NO_RETRY,
-    PREFS_HINT,
-    Downloaded,
-    HttpError,
-    LinkExpired,
-    RetryPolicy,
-    ServiceHooks,
-    Sleeper,
-    url_problem,
-)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +210,12 @@ class _Phase:
 class ScenarioProvider(CloudProvider):
     id = "SCENARIO"
     label = "Scenario"
+    description = "Scenario seamless textures with your Scenario key and secret"
+    extras = (
+        ("api_secret", "SCENARIO_API_SECRET"),
+        ("model_id", "SCENARIO_MODEL_ID"),
+        ("project_id", "SCENARIO_PROJECT_ID"),
+    )
     default_base = DEFAULT_BASE
     offline = False
     mesh_format = ""  # 2D: nothing of the mesh leaves the machine
@@ -638,7 +643,7 @@ class ScenarioProvider(CloudProvider):
             progress(i / len(wanted), f"Downloading {_what(role, n)}")
             got = self._download(links[key], _dest(request, role, n), _what(role, n), cancel)
             if role == SMOOTHNESS:
-                with HEAVY_WORK:
+                with self.heavy:
                     role, path = _to_roughness(got, _dest(request, ROUGHNESS, n))
             else:
                 path = got.path

@@ -39,7 +39,19 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from . import glb_maps, imagefile
+from ..formats import glb_maps, imagefile
+from ..net.http import (
+    NO_RETRY,
+    PREFS_HINT,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    default_sleep,
+    is_loopback_host,
+    url_problem,
+)
 from .base import (
     BASE_COLOR,
     METALLIC_ROUGHNESS,
@@ -55,18 +67,6 @@ from .base import (
     ramped_delay,
 )
 from .cloud import CloudProvider
-from .http import (
-    NO_RETRY,
-    PREFS_HINT,
-    HttpError,
-    LinkExpired,
-    RetryPolicy,
-    ServiceHooks,
-    Sleeper,
-    default_sleep,
-    is_loopback_host,
-    url_problem,
-)
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,7 @@ _UPLOADED = _UploadedFiles()
 class TriverseProvider(CloudProvider):
     id = "TRIVERSE"
     label = "Triverse"
+    description = "Triverse texturing with your Triverse API key"
     offline = False
     mesh_format = "GLB"
     default_base = DEFAULT_BASE

@@ -29,7 +29,7 @@ def online(blender) -> Iterator[None]:  # type: ignore[no-untyped-def]
 def fast_provider(monkeypatch: pytest.MonkeyPatch, pid: str, module: str, name: str,
                   **kwargs: Any) -> None:
     """Replace a provider by a subclass with test-sized waits; behaviour is unchanged."""
-    http = installed("providers.http")
+    http = installed("net.http")
     base = getattr(installed(f"providers.{module}"), name)
 
     class Fast(base):  # type: ignore[misc, valid-type]
@@ -82,7 +82,7 @@ def dressx(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
     fast_provider(monkeypatch, "DRESSX", "dressx", "DressxProvider")
     yield emu
     emu.stop()
-    installed("providers.webhook_server").shutdown()
+    installed("net.local_server").shutdown()
 
 
 @pytest.fixture()

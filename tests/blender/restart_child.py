@@ -32,7 +32,7 @@ def start(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
     settings = bpy.context.scene.text_to_texture
     settings.provider = "MESHY"
     settings.prompt = "rusty iron"
-    gen = ext_dev.installed("operators.generate")
+    gen = ext_dev.installed("blender.batch")
     run = gen.BatchRun(bpy.context.scene, list(bpy.data.objects))
     while not all(r.remote_id for r in settings.jobs):
         run.tick()
@@ -47,9 +47,8 @@ def start(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
 
 def resume(bpy, blend: Path) -> None:  # type: ignore[no-untyped-def]
     bpy.ops.wm.open_mainfile(filepath=str(blend))  # load_post resumes from the journal
-    engine = ext_dev.installed("blender.engine").engine()
     ids = [r.job_id for r in bpy.context.scene.text_to_texture.jobs]
-    engine.run_blocking(ids, timeout=60)
+    ext_dev.installed("blender.drive").run_jobs(ids, timeout=60)
     bpy.ops.wm.save_mainfile()
     out = {
         r.object_name: {
@@ -67,10 +66,10 @@ def recover(bpy) -> None:  # type: ignore[no-untyped-def]
     engine = ext_dev.installed("blender.engine").engine()
     recs = bpy.context.scene.text_to_texture.jobs
     ids = [r.job_id for r in recs]
-    deadline = time.monotonic() + 60
-    while any(engine.jobs[i].state.value != "ready" for i in ids) and time.monotonic() < deadline:
-        engine.tick()
-        time.sleep(0.05)
+    # Until every adopted job is parked (ready, waiting for the artist): being READY is not
+    # enough, the tick after it parks the job.
+    ext_dev.installed("blender.drive").run_until(
+        lambda: all(i in engine.parked for i in ids), timeout=60)
     bpy.ops.mesh.primitive_monkey_add()
     target = bpy.context.active_object
     results = {"parked": [r.message for r in recs], "active": engine.active_ids()}

@@ -16,7 +16,7 @@ def _batch(bpy, names: list[str]):  # type: ignore[no-untyped-def]
     objs = [add_mesh("cube", n, (3 * i, 0, 0)) for i, n in enumerate(names)]
     select(*objs)
     set_prompt("weathered red brick wall", seed=3, resolution="1024")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, objs)
+    run = installed("blender.batch").BatchRun(bpy.context.scene, objs)
     assert run.job_ids, run.batch.skipped
     return objs, run
 
@@ -101,7 +101,7 @@ def test_the_mesh_is_written_by_the_worker_as_the_object_is_in_the_world(
     from emulators.meshy import RETEXTURE
 
     bpy = blender
-    meshfile = installed("providers.meshfile")
+    meshfile = installed("formats.meshfile")
     writers: list[str] = []
     real = meshfile.write_glb
 

@@ -11,7 +11,7 @@ from t2t_testing import add_mesh, engine, installed, select, set_prompt
 
 
 def batch(bpy, objs):  # type: ignore[no-untyped-def]
-    return installed("operators.generate").BatchRun(bpy.context.scene, objs)
+    return installed("blender.batch").BatchRun(bpy.context.scene, objs)
 
 
 def test_only_non_meshes_selected(blender) -> None:
@@ -106,9 +106,8 @@ def test_the_blend_is_closed_mid_job_and_reopened(blender, meshy, tmp_path: Path
     bpy.ops.wm.read_homefile(use_empty=True)  # the artist opens another file
     assert not engine().jobs
     bpy.ops.wm.open_mainfile(filepath=str(blend))  # …and comes back
-    eng = engine()
     job_id = bpy.context.scene.text_to_texture.jobs[0].job_id
-    eng.run_blocking([job_id], timeout=30)
+    installed("blender.drive").run_jobs([job_id], timeout=30)
     rec = bpy.context.scene.text_to_texture.jobs[0]
     assert rec.state == "applied", rec.message
     assert bpy.data.objects["Crate"].active_material.name.startswith("T2T Crate")

@@ -38,7 +38,7 @@ def test_dressx_textures_several_objects(blender, dressx) -> None:
         assert rec.body["mesh_url"].endswith("/mesh.obj")
         assert "/w/" in rec.body["result_url"]
     assert recs[0].info.startswith("DRESSX order ")
-    assert installed("providers.webhook_server").current() is None  # stopped with the last job
+    assert installed("net.local_server").current() is None  # stopped with the last job
 
 
 def test_without_a_public_url_nothing_is_sent(blender, dressx, monkeypatch) -> None:
@@ -46,7 +46,7 @@ def test_without_a_public_url_nothing_is_sent(blender, dressx, monkeypatch) -> N
     monkeypatch.delenv("DRESSX_PUBLIC_URL")
     crate = add_mesh("cube", "Crate")
     set_prompt("wool", provider="DRESSX")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
     (line,) = run.batch.skipped
     assert line.startswith("DRESSX sends its result to a public URL that reaches this computer")
     assert "DRESSX_PUBLIC_URL" in line
@@ -69,7 +69,7 @@ def test_webhook_faults(blender, dressx, monkeypatch, knob: str, state: str, tex
         dressx.webhook = "duplicate"
     crate = add_mesh("cube", "Crate")
     set_prompt("wool", provider="DRESSX")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
     run.run_to_end()
     rec = bpy.context.scene.text_to_texture.jobs[0]
     assert rec.state == state, rec.message

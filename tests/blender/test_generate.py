@@ -126,7 +126,7 @@ def test_skipped_objects_get_one_line_each(blender, capsys) -> None:
     bpy.context.scene.collection.objects.link(hollow)
     select(crate, cam, hollow)
     set_prompt("oak")
-    batch = installed("operators.generate").BatchRun(bpy.context.scene, [crate, cam, hollow])
+    batch = installed("blender.batch").BatchRun(bpy.context.scene, [crate, cam, hollow])
     assert batch.batch.skipped == [
         "Skipped 'Camera': not a mesh (camera)",
         "Skipped 'Hollow': the mesh has no faces",
@@ -179,7 +179,7 @@ def test_uvs_are_made_only_where_missing_and_never_overwrite(blender) -> None:
     bare2.data.uv_layers.remove(bare2.data.uv_layers[0])
     select(bare2)
     set_prompt("grey concrete", uv_policy="EXISTING_ONLY")
-    batch = installed("operators.generate").BatchRun(bpy.context.scene, [bare2])
+    batch = installed("blender.batch").BatchRun(bpy.context.scene, [bare2])
     assert batch.batch.skipped == [
         "Skipped 'Bare2': it has no UV map and the UV setting is 'Existing only'"
     ]
@@ -193,7 +193,7 @@ def test_the_modal_path_ticks_and_binds_results_to_the_started_objects(blender) 
     other = add_mesh("cylinder", "Other", (6, 0, 0))
     select(first, second)
     set_prompt("blue fabric", resolution="1024")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [first, second])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [first, second])
     select(other)  # the artist moves on while the jobs run
     ticks = 0
     import time
@@ -213,7 +213,7 @@ def test_cancel_before_start(blender) -> None:
     bpy = blender
     cube = add_mesh("cube", "Crate")
     set_prompt("oak")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [cube])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [cube])
     run.cancel()
     assert not run.tick()
     rec = bpy.context.scene.text_to_texture.jobs[0]
@@ -226,7 +226,7 @@ def test_a_deleted_object_fails_its_job_and_keeps_the_maps(blender) -> None:
     bpy = blender
     cube = add_mesh("cube", "Doomed")
     set_prompt("oak")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [cube])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [cube])
     bpy.data.objects.remove(cube)
     run.run_to_end()
     rec = bpy.context.scene.text_to_texture.jobs[0]
@@ -242,7 +242,7 @@ def test_an_unfinished_job_resumes_after_blender_restarts(blender, tmp_path: Pat
     set_prompt("dark walnut wood", resolution="2048")
     blend = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [cube])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [cube])
     run.tick()  # handed to a worker
     eng = engine()
     eng.runner.kill()  # Blender dies mid-job
@@ -254,7 +254,7 @@ def test_an_unfinished_job_resumes_after_blender_restarts(blender, tmp_path: Pat
     bpy.ops.wm.open_mainfile(filepath=str(blend))  # load_post resumes from the journal
     eng2 = engine()
     assert job_id in eng2.jobs
-    eng2.run_blocking([job_id], timeout=60)
+    installed("blender.drive").run_jobs([job_id], timeout=60)
     cube = bpy.data.objects["Crate"]
     assert cube.active_material is not None and cube.active_material.name.startswith("T2T Crate")
     assert eng2.journal.load(job_id).state.value == "applied"

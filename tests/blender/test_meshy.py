@@ -106,7 +106,7 @@ def test_each_fault_ends_in_the_right_state(
     crate = add_mesh("cube", "Crate")
     select(crate)
     set_prompt("oak", provider="MESHY")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
     run.run_to_end()
     rec = bpy.context.scene.text_to_texture.jobs[0]
     assert rec.state == state, rec.message
@@ -123,7 +123,7 @@ def test_cancel_reaches_meshy_as_delete(blender, meshy) -> None:
     meshy.job_seconds = 30.0
     crate = add_mesh("cube", "Crate")
     set_prompt("oak", provider="MESHY")
-    run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
     end = time.monotonic() + 10
     while not bpy.context.scene.text_to_texture.jobs[0].remote_id and time.monotonic() < end:
         run.tick()
@@ -181,7 +181,7 @@ def test_no_meshy_key_in_the_blend_journal_or_reports(blender, meshy, t2t, tmp_p
     try:
         crate = add_mesh("cube", "Crate")
         set_prompt("oak", provider="MESHY")
-        run = installed("operators.generate").BatchRun(bpy.context.scene, [crate])
+        run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
         run.run_to_end()
         assert bpy.context.scene.text_to_texture.jobs[0].state == "applied"
         blend = tmp_path / "shared.blend"

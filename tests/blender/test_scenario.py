@@ -76,4 +76,5 @@ def test_several_samples_are_kept_as_variants(blender, scenario) -> None:
     assert bpy.ops.text_to_texture.use_variant(job_id=rec.job_id, index=2) == {"FINISHED"}
     assert crate.active_material == mats[2]
     assert mats[0].use_fake_user  # the one no longer shown is kept too
-    assert installed("blender.engine").engine().use_variant(rec.job_id, 7)
+    eng = installed("blender.engine").engine()
+    assert installed("blender.apply").use_variant(eng, rec.job_id, 7)

@@ -8,7 +8,7 @@ passive agent: it installs the extension zip named in settings.json into the thr
 from a `bpy.app.timers` poll:
 
 * writes `state.json` (atomically, every poll): the sidebar's active tab, every job record,
-  the engine's modal counter and each object's material with its image maps;
+  the running modal operators and each object's material with its image maps;
 * appends one line per happening to `events.jsonl` (ready, ack, job state changes, error);
 * executes the driver's commands, files `cmd/NNNN.json` taken in order:
   {"do": "configure", ...scene settings}, {"do": "invoke"} (the operator with INVOKE_DEFAULT,
@@ -200,6 +200,13 @@ def centre_pixel(img: bpy.types.Image) -> list[int] | None:
     return _centres[key]
 
 
+def modal_generators() -> int:
+    """How many "Texture N selected" operators are running modally in the windows."""
+    wm = bpy.context.window_manager
+    return sum(1 for window in wm.windows for op in window.modal_operators
+               if op.bl_idname in ("TEXT_TO_TEXTURE_OT_generate", "text_to_texture.generate"))
+
+
 def snapshot() -> dict:
     _window, area = view3d()
     ui_region = next((r for r in area.regions if r.type == "UI"), None) if area else None
@@ -229,7 +236,7 @@ def snapshot() -> dict:
         "sidebar": area.spaces.active.show_region_ui if area else None,
         "mode": bpy.context.mode,
         "provider": settings.provider if settings else None,
-        "modal_running": eng.modal_running if eng else None,
+        "modal_running": modal_generators(),
         "active_jobs": len(eng.active_ids()) if eng else None,
         "jobs": jobs,
         "objects": objects,

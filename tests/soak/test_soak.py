@@ -353,7 +353,7 @@ def _fast(monkeypatch: pytest.MonkeyPatch, pid: str, module: str, name: str,
           **attrs: Any) -> None:
     """The shipped provider with test-sized waits (polls every 0.05 s, quick retries);
     everything else, retry counts included, is as shipped."""
-    http = installed("providers.http")
+    http = installed("net.http")
     base = getattr(installed(f"providers.{module}"), name)
     init_kw = attrs.pop("init", {})
 
@@ -454,7 +454,7 @@ def test_soak(blender, services, monkeypatch: pytest.MonkeyPatch) -> None:  # ty
 
 def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, ctx: str,
               monkeypatch: pytest.MonkeyPatch) -> None:
-    gen = installed("operators.generate")
+    gen = installed("blender.batch")
     eng = installed("blender.engine").engine()
     settings = bpy.context.scene.text_to_texture
     settings.prompt = "weathered bronze with green patina"
@@ -709,5 +709,5 @@ def _check_threads_and_server(ctx: str) -> None:
             break
         time.sleep(0.05)
     assert not left, (ctx, "threads left running", left)
-    server = installed("providers.webhook_server").current()
+    server = installed("net.local_server").current()
     assert server is None or not server.running, (ctx, "the DRESSX local server still runs")

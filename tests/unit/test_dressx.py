@@ -32,10 +32,12 @@ from emulators.base import (
 )
 from emulators.dressx import CREATE, DressxEmulator
 from runner_driving import fast_runner
+from text_to_texture.formats.imagefile import read_png
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import Runner
-from text_to_texture.providers import webhook_server as ws
+from text_to_texture.net import local_server as ws
+from text_to_texture.net.http import RetryPolicy
 from text_to_texture.providers.base import (
     CancelToken,
     ProviderConfig,
@@ -49,8 +51,6 @@ from text_to_texture.providers.dressx import (
     maps_of,
     order_for,
 )
-from text_to_texture.providers.http import RetryPolicy
-from text_to_texture.providers.imagefile import read_png
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)
 PUBLIC = "http://127.0.0.1:{port}"  # the tunnel's stand-in: the local server itself

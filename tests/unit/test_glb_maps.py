@@ -14,9 +14,9 @@ import pytest
 from emulators.base import expected_pixels, guard_loopback, map_png, marker_pixels
 from emulators.glb import cube_glb, read_glb, write_glb
 from emulators.triverse import MR_PIXELS, mr_png, textured_glb
-from text_to_texture.providers import glb_maps
-from text_to_texture.providers.glb_maps import OCCLUSION, GlbError, extract_maps
-from text_to_texture.providers.imagefile import image_info, read_png
+from text_to_texture.formats import glb_maps
+from text_to_texture.formats.glb_maps import OCCLUSION, GlbError, extract_maps
+from text_to_texture.formats.imagefile import image_info, read_png
 
 IMAGES = {"base_color": map_png("base_color"), "metallic_roughness": mr_png(),
           "normal": map_png("normal")}

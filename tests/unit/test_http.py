@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from emulators.base import Emulator, Request, Response, guard_loopback, json_response, map_png
-from text_to_texture.providers.base import Canceled, CancelToken, ProviderError
-from text_to_texture.providers.http import (
+from text_to_texture.net.http import (
     HttpClient,
     HttpError,
     LinkExpired,
@@ -24,6 +23,7 @@ from text_to_texture.providers.http import (
     bearer,
     parse_retry_after,
 )
+from text_to_texture.providers.base import Canceled, CancelToken, ProviderError
 
 KEY = "sk_test_SECRET_4f1c2b9d8e7a6f50"
 JPEG_HEAD = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text_to_texture.providers.imagefile import (
+from text_to_texture.formats.imagefile import (
     decode_png,
     encode_png,
     image_info,

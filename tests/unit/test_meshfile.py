@@ -18,8 +18,8 @@ import pytest
 from emulators.base import guard_loopback, map_png
 from emulators.glb import cube_glb, make_glb, read_accessor, read_glb, write_glb
 from emulators.triverse import mr_png, textured_glb
-from text_to_texture.providers import meshfile
-from text_to_texture.providers.meshfile import MeshArrays, MeshFileError
+from text_to_texture.formats import meshfile
+from text_to_texture.formats.meshfile import MeshArrays, MeshFileError
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
 RNG = np.random.default_rng(11)

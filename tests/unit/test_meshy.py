@@ -22,9 +22,11 @@ from emulators.base import (
 from emulators.glb import cube_glb, meshy_uvs, positions_of, quad_glb, uvs_of
 from emulators.meshy import LEGACY, NO_ROUTE, RETEXTURE, MeshyEmulator
 from runner_driving import fast_runner, run, settle
+from text_to_texture.formats.imagefile import encode_png, read_png
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES, Runner
+from text_to_texture.net.http import RetryPolicy
 from text_to_texture.providers import meshy as meshy_module
 from text_to_texture.providers.base import (
     CancelToken,
@@ -33,8 +35,6 @@ from text_to_texture.providers.base import (
     RemoteState,
     TextureRequest,
 )
-from text_to_texture.providers.http import RetryPolicy
-from text_to_texture.providers.imagefile import encode_png, read_png
 from text_to_texture.providers.meshy import UV_MESH, MeshyProvider
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from text_to_texture.formats.imagefile import read_png
 from text_to_texture.providers import noise
 from text_to_texture.providers.base import (
     MAP_ROLES,
@@ -16,7 +17,6 @@ from text_to_texture.providers.base import (
     RemoteState,
     TextureRequest,
 )
-from text_to_texture.providers.imagefile import read_png
 from text_to_texture.providers.procedural import (
     ProceduralProvider,
     generate_maps,

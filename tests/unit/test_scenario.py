@@ -26,9 +26,11 @@ from emulators.scenario import (
     smoothness_value,
 )
 from runner_driving import fast_runner, run, settle
+from text_to_texture.formats.imagefile import image_info, read_png
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
+from text_to_texture.net.http import RetryPolicy
 from text_to_texture.providers import scenario as scenario_module
 from text_to_texture.providers.base import (
     VARIANT_SEP,
@@ -38,8 +40,6 @@ from text_to_texture.providers.base import (
     RemoteState,
     TextureRequest,
 )
-from text_to_texture.providers.http import RetryPolicy
-from text_to_texture.providers.imagefile import image_info, read_png
 from text_to_texture.providers.scenario import SMOOTHNESS, ScenarioProvider
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)

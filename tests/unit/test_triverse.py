@@ -16,9 +16,11 @@ from emulators.base import emulator_fixture, expected_pixels, guard_loopback, ma
 from emulators.glb import cube_glb, positions_of, quad_glb, uvs_of
 from emulators.triverse import MR_PIXELS, TriverseEmulator, parse_multipart
 from runner_driving import fast_runner, run, settle
+from text_to_texture.formats.imagefile import encode_png, read_png
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
+from text_to_texture.net.http import RetryPolicy
 from text_to_texture.providers import triverse as triverse_module
 from text_to_texture.providers.base import (
     RESULT_MESH,
@@ -28,8 +30,6 @@ from text_to_texture.providers.base import (
     RemoteState,
     TextureRequest,
 )
-from text_to_texture.providers.http import RetryPolicy
-from text_to_texture.providers.imagefile import encode_png, read_png
 from text_to_texture.providers.triverse import (
     TriverseProvider,
     client_order_id,

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from emulators.base import guard_loopback
-from text_to_texture.providers import webhook_server as ws
+from text_to_texture.net import local_server as ws
+from text_to_texture.net.local_server import LocalServer
 from text_to_texture.providers.base import ProviderError
-from text_to_texture.providers.webhook_server import LocalServer
 
 OBJ = b"o Cube\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n"
 

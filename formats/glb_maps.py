@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 from . import imagefile
 from .atomic import write_atomic
-from .base import BASE_COLOR, METALLIC_ROUGHNESS, NORMAL
+from .roles import BASE_COLOR, METALLIC_ROUGHNESS, NORMAL
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ Rules it enforces so that no provider module has to remember them:
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import ipaddress
 import json
@@ -25,7 +24,7 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,8 +32,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from . import imagefile
-from .base import CancelToken, ProviderError
+from ..formats import imagefile
+from .errors import CancelToken, ProviderError
+from .redact import redact, secret_forms
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.sleep: Sleeper = sleep or default_sleep
         self.timeout = timeout
-        self._secrets = _secrets_of(auth_headers)
+        self._secrets = secret_forms(auth_headers.values())
         if not all(_header_ok(value) for value in auth_headers.values()):
             raise ProviderError(
                 f"The {provider_label} API key contains spaces, line breaks or other "
@@ -402,9 +402,7 @@ class HttpClient:
     # ---- error wording -------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def _provider_message(self, status: int, body: Any) -> str:
         raw = self.hooks.error_message(status, body) or ""
@@ -730,27 +728,6 @@ def _header_ok(value: str) -> bool:
     return bool(value) and all(33 <= ord(c) < 127 or c == " " for c in value) and (
         value == value.strip()
     )
-
-
-def _secrets_of(headers: Mapping[str, str]) -> list[str]:
-    """Every form in which a credential could leak: whole value, token, and Basic's parts."""
-    found: list[str] = []
-    for value in headers.values():
-        found.append(value)
-        scheme, _, token = value.partition(" ")
-        if token:
-            found.append(token)
-            if scheme.lower() == "basic":
-                found.extend(_basic_parts(token))
-    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
-
-
-def _basic_parts(token: str) -> Iterable[str]:
-    try:
-        user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return []
-    return [user, password]
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import ProviderError
+from .errors import ProviderError
 from .http import PREFS_HINT
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,59 @@
+"""DRESSX's surface: steps, refine, mesh URL, and the local server its results reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, IntProperty, StringProperty
+
+from ...net import local_server
+from .common import common_options, draw_mesh_url
+
+SCENE: dict[str, Any] = {
+    "dressx_steps": IntProperty(
+        name="Steps", default=20, min=0, max=150,
+        description="Inference steps (0 leaves it to DRESSX)",
+    ),
+    "dressx_refine": BoolProperty(
+        name="Refine", default=False, description="Ask DRESSX for an extra refinement pass",
+    ),
+}
+PREFS: dict[str, Any] = {
+    "dressx_public_url": StringProperty(
+        name="Public URL", default="",
+        description="Public address (e.g. a tunnel) at which DRESSX reaches this computer "
+        "(DRESSX_PUBLIC_URL wins)",
+    ),
+    "dressx_local_port": IntProperty(
+        name="Local port", default=8765, min=0, max=65535,
+        description="Port of the small local server DRESSX's results reach through your "
+        "tunnel (0 = any free port, but then a job cannot resume after a restart)",
+    ),
+    "dressx_coordinator_key": StringProperty(
+        name="Coordinator key", subtype="PASSWORD", default="",
+        description="Optional DRESSX coordinator key sent with each job "
+        "(DRESSX_COORDINATOR_KEY wins)",
+    ),
+    "dressx_timeout_s": IntProperty(
+        name="Give up after", default=1800, min=60, max=24 * 3600, subtype="TIME_ABSOLUTE",
+        description="How long to wait for DRESSX's result before the job ends as timed out "
+        "(its order id is kept to look it up)",
+    ),
+}
+
+
+def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:
+    draw_mesh_url(col, settings)
+    col.prop(settings, "dressx_steps")
+    col.prop(settings, "dressx_refine")
+    server = local_server.current()
+    if server is not None:
+        box.label(text=f"Local server: {server.url}", icon="LINKED")
+
+
+def options(settings: Any) -> dict[str, Any]:
+    opts = common_options(settings, mesh_url_key="mesh_url")
+    opts["refine"] = bool(settings.dressx_refine)
+    opts["num_inference_steps"] = int(settings.dressx_steps)
+    return opts

@@ -1,0 +1,37 @@
+"""Triverse's surface: polygon limit, reference image, mesh URL and the price."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import IntProperty
+
+from .common import OptionsError, common_options, draw_mesh_url, draw_price, draw_reference_image
+
+SCENE: dict[str, Any] = {
+    "triverse_polygon_limit": IntProperty(
+        name="Polygon limit", default=0, min=0, max=1_500_000, soft_min=0,
+        description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
+        "Triverse. The object then gets Triverse's mesh; yours is kept in the file",
+    ),
+}
+PREFS: dict[str, Any] = {}
+
+
+def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:
+    col.prop(settings, "triverse_polygon_limit")
+    draw_reference_image(box, settings)
+    draw_mesh_url(col, settings)
+    draw_price(box, settings)
+    box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
+
+
+def options(settings: Any) -> dict[str, Any]:
+    opts = common_options(settings, mesh_url_key="model_url", reference=True)
+    limit = int(settings.triverse_polygon_limit)
+    if limit > 0:
+        if limit < 1000:
+            raise OptionsError("Triverse's polygon limit is 1,000 to 1,500,000 (0 = no limit)")
+        opts["polygon_limit"] = limit
+    return opts
