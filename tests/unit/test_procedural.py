@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text_to_texture.providers import noise
 from text_to_texture.providers.base import (
     MAP_ROLES,
     Canceled,
@@ -20,6 +19,7 @@ from text_to_texture.providers.imagefile import read_png
 from text_to_texture.providers.procedural import (
     ProceduralProvider,
     generate_maps,
+    noise,
     parse_prompt,
 )
 
