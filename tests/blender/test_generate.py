@@ -25,7 +25,7 @@ def test_the_extension_is_the_installed_zip(blender, t2t, extension_zip: Path) -
     import zipfile
 
     names = zipfile.ZipFile(extension_zip).namelist()
-    assert "blender_manifest.toml" in names and "providers/procedural.py" in names
+    assert "blender_manifest.toml" in names and "providers/procedural/__init__.py" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "demo/", ".venv/"))]
     assert "extensions/user_default/text_to_texture" in t2t.__file__.replace("\\", "/")
     assert blender.context.scene.text_to_texture.provider == "PROCEDURAL"

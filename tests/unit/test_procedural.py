@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from text_to_texture.formats.imagefile import read_png
-from text_to_texture.providers import noise
 from text_to_texture.providers.base import (
     MAP_ROLES,
     Canceled,
@@ -20,6 +19,7 @@ from text_to_texture.providers.base import (
 from text_to_texture.providers.procedural import (
     ProceduralProvider,
     generate_maps,
+    noise,
     parse_prompt,
 )
 
