@@ -153,10 +153,6 @@ class Runner:
     def busy(self) -> bool:
         return bool(self._slots)  # atomic under the GIL; no lock (see `free_slots`)
 
-    def running_ids(self) -> set[str]:
-        with self._lock:
-            return set(self._slots)
-
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Cancel nothing, stop nothing: wait for workers. Returns False if some are still alive."""
         deadline = time.monotonic() + timeout

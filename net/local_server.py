@@ -2,7 +2,7 @@
 DRESSX's result webhook.
 
 DRESSX has no upload endpoint and no status endpoint: it downloads the mesh from a URL and POSTs
-the result to a URL (`../shared/providers.md` §1). So, while DRESSX jobs exist, this process
+the result to a URL (docs/providers.md §4). So, while DRESSX jobs exist, this process
 listens on 127.0.0.1 (never another interface: a tunnel such as ngrok or cloudflared, set up by
 the artist, is what makes it public) and serves, per job, two unguessable paths:
 

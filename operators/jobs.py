@@ -6,7 +6,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 
 from ..blender import apply, batch, quotes
-from ..blender.drive import ensure_pump, run_until
+from ..blender.drive import ensure_pump, run_jobs
 from ..blender.engine import engine
 from ..jobs.job import State
 
@@ -92,7 +92,7 @@ class T2T_OT_retry(bpy.types.Operator):
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
         if bpy.app.background:  # no timers: finish it here
-            run_until(lambda: not engine().active_ids())
+            run_jobs(engine().active_ids())
         else:
             ensure_pump()
         return {"FINISHED"}

@@ -1,6 +1,6 @@
 """DRESSX Text to Texture: the mesh goes out as a URL, the result comes back by webhook.
 
-Contract: `../shared/providers.md` §1 and the seed document, which leave most things unknown.
+Contract: docs/providers.md §4, which leave most things unknown.
 Every guess below is a setting or a named constant, and is marked "Guess:".
 
 How a job runs. `submit` registers the job with the extension's one local server
@@ -79,7 +79,7 @@ from .cloud import CloudProvider
 
 log = logging.getLogger(__name__)
 
-# Guess: the base URL is not published; the result files live on api.dressx.com [providers.md §1].
+# Guess: the base URL is not published; the result files live on api.dressx.com [docs/providers.md §4.1].
 DEFAULT_BASE = "https://api.dressx.com"
 CREATE_PATH = "/v2/pipeline/text-to-texture/"  # trailing slash as documented (Django style)
 DEFAULT_TIMEOUT_S = 30 * 60.0  # Guess: no duration is documented

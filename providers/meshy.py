@@ -1,6 +1,6 @@
 """Meshy: Retexture (`/openapi/v1/retexture`), with the legacy Text to Texture as a fallback.
 
-Contract: `../shared/providers.md` §2 and the seed document. Where they disagree or are silent,
+Contract: docs/providers.md §1. Where they disagree or are silent,
 the choices a careful client of the paid service needs are made here and explained in place.
 
 `request.options` keys this provider reads (all optional):
@@ -126,7 +126,7 @@ class MeshyProvider(CloudProvider):
     # artist's other tools; a full queue answers 429 NoMoreConcurrentTasks.
     max_concurrency = 4
     poll_interval = 3.0
-    # A data URI may be at most 100 MB [providers.md §2.3]; base64 grows by 4/3, so the GLB file
+    # A data URI may be at most 100 MB [docs/providers.md §1.2]; base64 grows by 4/3, so the GLB file
     # may be at most 75 MB. Larger meshes must go as a URL (options["model_url"]).
     # A GLB data URI may be 100 MB; with positions, normals, UVs and indices a triangle costs
     # ~40-60 bytes, so 1.5 M triangles is where uploads start to fail.

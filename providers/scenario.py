@@ -1,7 +1,7 @@
 """Scenario: seamless texture images (`/generate/txt2img-texture`), PBR maps (`/generate/texture`).
 
-Contract: `../shared/providers.md` §4 and the seed document. Choices where they are silent are
-made here and explained in place ([I] = inferred, as in providers.md).
+Contract: docs/providers.md §2. Choices where they are silent are
+made here and explained in place ([I] = inferred, as in docs/providers.md).
 
 `request.options` keys this provider reads (all optional):
 

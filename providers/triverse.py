@@ -1,6 +1,6 @@
 """Triverse: `/tasks/text-to-texture` and the image-guided `/tasks/texture-model`.
 
-Contract: `../shared/providers.md` §3 and the seed document. Where they disagree or are silent,
+Contract: docs/providers.md §3. Where they disagree or are silent,
 the choices a careful client of the paid service needs are made here and explained in place.
 
 Flow. The exported GLB is uploaded (`POST /upload/model?modelVariant=geometry`, multipart field
@@ -89,7 +89,7 @@ _STATES = {
     "CANCELED": RemoteState.CANCELED,
 }
 
-# Documented error codes [providers.md §3.6] -> one line each. "{m}" is the service's message.
+# Documented error codes [docs/providers.md §3.4] -> one line each. "{m}" is the service's message.
 _CODE_LINES: dict[int, str] = {
     1004: "Triverse refused the request as invalid: {m}",
     1005: "Triverse cannot find that file, or this key may not use it: {m}",
@@ -275,7 +275,7 @@ class TriverseProvider(CloudProvider):
     # create whose answer was lost is retried (by http.py, as an idempotent call) and Triverse
     # hands back the same task instead of charging twice. Submitting again after Blender stopped
     # mid-submit would be just as safe *if* the text endpoint honours client_order_id, which is
-    # only inferred from its sibling endpoint [providers.md §3.3]: so not marked safe.
+    # only inferred from its sibling endpoint [docs/providers.md §3.2]: so not marked safe.
     resubmit_safe = False
     max_concurrency = 4  # Triverse's per-account queue size is not documented
     poll_interval = 3.0
@@ -650,7 +650,7 @@ class TriverseProvider(CloudProvider):
 
 
 def client_order_id(job_id: str) -> str:
-    """A stable idempotency key for a job: 1–64 of [A-Za-z0-9_-] [providers.md §3.2]."""
+    """A stable idempotency key for a job: 1–64 of [A-Za-z0-9_-] [docs/providers.md §3.2]."""
     candidate = f"t2t-{job_id}"
     if _ORDER_ID.match(candidate):
         return candidate

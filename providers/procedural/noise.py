@@ -73,9 +73,6 @@ class Fbm:
         out *= F32(self.scale)
         return out
 
-    def full(self) -> np.ndarray:
-        return self.rows(0, self.left.shape[0])
-
 
 def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
@@ -117,24 +114,6 @@ def fbm_factors(
     power = float(np.sum((l64.T @ l64) * (r64.T @ r64))) / n
     std = float(np.sqrt(max(power - mean * mean, 0.0)))
     return Fbm(left, right, mean, 1.0 / std if std > 0 else 0.0)
-
-
-def fbm(
-    shape: tuple[int, int],
-    freq: int | tuple[int, int],
-    rng: np.random.Generator,
-    octaves: int = 5,
-    gain: float = 0.5,
-) -> np.ndarray:
-    """Periodic fractal value noise, zero mean and unit standard deviation (see fbm_factors)."""
-    return fbm_factors(shape, freq, rng, octaves, gain).full()
-
-
-def value_noise(
-    shape: tuple[int, int], freq: int | tuple[int, int], rng: np.random.Generator
-) -> np.ndarray:
-    """One octave of periodic value noise (zero mean, unit std)."""
-    return fbm(shape, freq, rng, octaves=1)
 
 
 def line_noise(length: int, freq: int, rng: np.random.Generator, octaves: int = 3) -> np.ndarray:
@@ -268,27 +247,17 @@ def _work_size(res: int, cells: int, max_work: int) -> int:
     return cells * max(2, round(min(res, max_work) / cells))
 
 
-def cellular(
-    res: int, cells: int, rng: np.random.Generator, jitter: float = 0.9
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Whole-tile (F1, F2, cell index) of periodic Worley noise; see `Cellular`."""
-    return Cellular(res, cells, rng, jitter).rows(0, res)
-
-
 # --------------------------------------------------------------------------- normals
 
 
-def gradient(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Periodic central differences (d/dcolumn, d/drow) per pixel, wrapping at the edges."""
-    gx = np.roll(field, -1, axis=1) - np.roll(field, 1, axis=1)
-    gy = np.roll(field, -1, axis=0) - np.roll(field, 1, axis=0)
-    gx *= F32(0.5)
-    gy *= F32(0.5)
-    return gx, gy
-
-
 def normal_rows(height: np.ndarray, r0: int, r1: int, strength: float) -> np.ndarray:
-    """Normal map rows r0..r1 of a whole height field; see `normal_from_height`."""
+    """Tangent-space normal map rows r0..r1 (OpenGL/Blender: +X right, +Y up) of a whole
+    height field, as uint8.
+
+    `strength` is the relief depth, in texture widths, of a height change of 1.0, so one
+    material gives the same normals at any resolution. Row 0 is the top of the image, so green
+    grows where the height grows downwards (that slope faces up). Flat is (128, 128, 255).
+    """
     h, w = height.shape
     band = height[r0:r1]
     gx = np.empty(band.shape, dtype=F32)
@@ -314,14 +283,3 @@ def normal_rows(height: np.ndarray, r0: int, r1: int, strength: float) -> np.nda
         np.clip(comp, 0.0, 255.0, out=comp)
         out[:, :, channel] = comp  # truncates: 128 + 127.5 -> 255, flat x/y -> 128
     return out
-
-
-def normal_from_height(height: np.ndarray, strength: float) -> np.ndarray:
-    """Tangent-space normal map (OpenGL/Blender: +X right, +Y up) as HxWx3 uint8.
-
-    `strength` is the relief depth, in texture widths, of a height change of 1.0, so one
-    material gives the same normals at any resolution. Row 0 is the top of the image, so green
-    grows where the height grows downwards (that slope faces up). Flat is (128, 128, 255).
-    """
-    field = np.asarray(height, dtype=F32)
-    return normal_rows(field, 0, field.shape[0], strength)

@@ -1,6 +1,6 @@
 """Loopback HTTP emulators of the cloud texturing services, for tests, benchmarks and demos.
 
-Each follows its provider's documents (`../shared/providers.md`, `../shared/seeds/`): routes,
+Each follows its provider's contract (docs/providers.md): routes,
 auth, JSON shapes, status lifecycle, errors and limits, plus fault knobs. Run one by hand with
 ``python -m tests.emulators meshy`` from the repository root.
 """

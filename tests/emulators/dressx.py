@@ -1,4 +1,4 @@
-"""DRESSX Text to Texture, as `providers.md` §1 and the seed document describe it.
+"""DRESSX Text to Texture, as docs/providers.md §4 describes it.
 
 ``POST /v2/pipeline/text-to-texture/`` (Bearer auth) validates the body and answers at once; the
 task then runs on its own thread: it downloads ``mesh_url`` (the task fails, by webhook, when that

@@ -1,4 +1,4 @@
-"""Meshy, as `providers.md` §2 and the seed document describe it.
+"""Meshy, as docs/providers.md §1 describes it.
 
 Routes: Retexture `/openapi/v1/retexture` (create, list, get, delete, SSE stream), the legacy
 Text to Texture at `/openapi/v1/text-to-texture` and `/v1/text-to-texture` (switchable to the

@@ -1,4 +1,4 @@
-"""Scenario, as `providers.md` §4 and the seed document describe it.
+"""Scenario, as docs/providers.md §2 describes it.
 
 Routes (under ``/v1`` as the real base URL has it, and at the root too, so either base works):
 

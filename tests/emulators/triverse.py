@@ -1,4 +1,4 @@
-"""Triverse, as `providers.md` §3 and the seed document describe it.
+"""Triverse, as docs/providers.md §3 describes it.
 
 Routes (mounted at the root; `TRIVERSE_API_BASE` replaces `https://api.triverse.ai/api/v1`):
 `POST /upload/model?modelVariant=…` and `POST /upload/image` (multipart field `file`, type and

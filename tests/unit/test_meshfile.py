@@ -3,7 +3,6 @@ glTF reader (the emulators') and against hand-computed geometry."""
 
 from __future__ import annotations
 
-import ast
 import base64
 import copy
 import json
@@ -19,6 +18,7 @@ from emulators.base import guard_loopback, map_png
 from emulators.glb import cube_glb, make_glb, read_accessor, read_glb, write_glb
 from emulators.triverse import mr_png, textured_glb
 from text_to_texture.formats import meshfile
+from text_to_texture.formats.mesh import group
 from text_to_texture.formats.meshfile import MeshArrays, MeshFileError
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
@@ -775,17 +775,8 @@ def test_grouping_matches_numpy_unique() -> None:
     for k in (1, 2, 3, 6):
         keys = RNG.integers(0, 4, (5000, k)).astype(np.uint32)
         for hashed in (True, False):
-            first, inverse = meshfile._group(keys, hashed=hashed)
+            first, inverse = group(keys, hashed=hashed)
             np.testing.assert_array_equal(keys[first][inverse], keys)
             assert len(first) == len(np.unique(keys, axis=0))
             assert (np.diff(first) > 0).all()  # groups in order of first occurrence
             assert inverse[first].tolist() == list(range(len(first)))
-
-
-def test_module_never_imports_bpy() -> None:
-    tree = ast.parse(Path(meshfile.__file__).read_text())
-    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-             for a in n.names}
-    names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-              if isinstance(n, ast.ImportFrom)}
-    assert "bpy" not in names and "mathutils" not in names

@@ -267,16 +267,16 @@ def test_normal_map_vectors_are_unit_length() -> None:
 
 
 def test_flat_height_gives_the_flat_normal() -> None:
-    flat = noise.normal_from_height(np.zeros((16, 16), np.float32), 0.05)
+    flat = noise.normal_rows(np.zeros((16, 16), np.float32), 0, 16, 0.05)
     assert (flat.reshape(-1, 3) == (128, 128, 255)).all()
 
 
 def test_normal_map_convention_is_opengl() -> None:
     rows = np.arange(32, dtype=np.float32)[:, None] * np.ones((1, 32), np.float32)
-    down = noise.normal_from_height(np.sin(rows / 32 * 2 * np.pi) * 0.1, 1.0)
+    down = noise.normal_rows(np.sin(rows / 32 * 2 * np.pi) * 0.1, 0, 32, 1.0)
     # rows 0..7: height grows down the image, so the slope faces up: +Y, green above 128
     assert down[2:6, :, 1].min() > 140 and abs(int(down[2:6, :, 0].mean()) - 128) <= 1
-    right = noise.normal_from_height(np.sin(rows.T / 32 * 2 * np.pi) * 0.1, 1.0)
+    right = noise.normal_rows(np.sin(rows.T / 32 * 2 * np.pi) * 0.1, 0, 32, 1.0)
     # height grows to the right, so the slope faces left: -X, red below 128
     assert right[:, 2:6, 0].max() < 116
 
@@ -292,18 +292,10 @@ def test_normal_strength_does_not_depend_on_resolution() -> None:
 # --------------------------------------------------------------------------- noise
 
 
-def test_gradient_wraps_around() -> None:
-    x = np.arange(64, dtype=np.float32)
-    field = np.sin(x / 64 * 2 * np.pi)[None, :] * np.ones((8, 1), np.float32)
-    gx, gy = noise.gradient(field)
-    expected = np.cos(x / 64 * 2 * np.pi) * np.sin(2 * np.pi / 64)
-    assert np.allclose(gx[3], expected, atol=1e-5) and np.allclose(gy, 0)
-
-
 def test_fbm_is_normalised_periodic_and_resolution_independent() -> None:
     rng = lambda: noise.rng_for(9, "field")  # noqa: E731
-    small = noise.fbm((64, 64), 4, rng(), octaves=3)
-    large = noise.fbm((128, 128), 4, rng(), octaves=3)
+    small = noise.fbm_factors((64, 64), 4, rng(), octaves=3).rows(0, 64)
+    large = noise.fbm_factors((128, 128), 4, rng(), octaves=3).rows(0, 128)
     assert abs(float(small.mean())) < 1e-4 and float(small.std()) == pytest.approx(1.0, abs=1e-3)
     assert np.corrcoef(small.ravel(), large[::2, ::2].ravel())[0, 1] > 0.999
     for axis in (0, 1):
@@ -311,7 +303,7 @@ def test_fbm_is_normalised_periodic_and_resolution_independent() -> None:
 
 
 def test_cellular_is_periodic_and_ordered() -> None:
-    f1, f2, ident = noise.cellular(96, 6, noise.rng_for(1, "c"))
+    f1, f2, ident = noise.Cellular(96, 6, noise.rng_for(1, "c")).rows(0, 96)
     assert (f1 <= f2 + 1e-6).all() and f1.max() < 1.5
     assert len(np.unique(ident)) == 36
     for arr in (f1, f2):
