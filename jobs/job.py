@@ -43,7 +43,9 @@ TERMINAL = frozenset({State.APPLIED, State.FAILED, State.CANCELED})
 _FORWARD: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.EXPORTING, State.SUBMITTING}),
     State.EXPORTING: frozenset({State.SUBMITTING}),
-    State.SUBMITTING: frozenset({State.RUNNING}),
+    # Back to QUEUED only when the service answered "queue full": nothing was created, so the
+    # job waits for a free place and is sent again (never re-sent on a restart otherwise).
+    State.SUBMITTING: frozenset({State.RUNNING, State.QUEUED}),
     State.RUNNING: frozenset({State.RUNNING, State.DOWNLOADING}),
     State.DOWNLOADING: frozenset({State.DOWNLOADING, State.READY}),
     State.READY: frozenset({State.APPLIED}),

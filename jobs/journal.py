@@ -27,6 +27,12 @@ class Journal:
             raise ValueError(f"bad job id {job_id!r}")
         return self.root / f"{job_id}.json"
 
+    def exchanges_path(self, job_id: str) -> Path:
+        """The job's redacted exchange log (net/exchanges.py), beside the journal, never in a
+        .blend; it goes when the job's entry goes."""
+        self._path(job_id)  # the same check of the id
+        return self.root / "exchanges" / f"{job_id}.jsonl"
+
     def write(self, job: Job, durable: bool = True) -> None:
         """Atomically replace the job's entry. The rename alone survives a crashed Blender;
         `durable` also fsyncs (power loss), which workers do and the main thread skips (it
@@ -68,10 +74,11 @@ class Journal:
                 if not j.blend_file and j.owner_pid != me and not _alive(j.owner_pid)]
 
     def remove(self, job_id: str) -> None:
-        try:
-            self._path(job_id).unlink()
-        except FileNotFoundError:
-            pass
+        for path in (self._path(job_id), self.exchanges_path(job_id)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
     def prune(self, keep_seconds: float, now: float) -> int:
         """Drop finished entries older than `keep_seconds`; unfinished ones are never dropped."""

@@ -22,9 +22,11 @@ from ..providers.base import (
     RESULT_MESH,
     UV_MESH,
     Canceled,
+    CancelRefused,
     CancelToken,
     Provider,
     ProviderError,
+    QueueFull,
     RemoteState,
 )
 from .job import Job, State
@@ -44,8 +46,78 @@ MAX_POLL_FAILURES = 5
 JOURNAL_PROGRESS_STEP = 0.1
 
 
+# (issue 12) After a queue-full answer the limit climbs back one job per this many seconds.
+RECOVER_S = 30.0
+# (issue 12) A job refused for a full queue tries again once a job of ours has left the service,
+# or after this wait (doubled per refusal, at most QUEUE_WAIT_MAX_S): other tools of the same
+# account may free slots we cannot see.
+QUEUE_WAIT_S = 5.0
+QUEUE_WAIT_MAX_S = 60.0
+
+
 class _Killed(BaseException):
     """Unwinds a worker of a runner that was killed (tests simulate a crash with it)."""
+
+
+class _Gate:
+    """(issue 12) How many jobs of one provider may have a task at the service at once.
+
+    The ceiling is the artist's "Jobs at once". When the service answers that the account's
+    queue is full, the limit drops to the number of our jobs still there (the rest of the plan
+    is used by something else: another Blender, another tool) and climbs back one job every
+    `recover_s` seconds; the refused job waits for a slot instead of failing.
+    """
+
+    def __init__(self, ceiling: int, recover_s: float) -> None:
+        self.ceiling = max(1, ceiling)
+        self.recover_s = recover_s
+        self.inside = 0  # jobs with a task at the service, or a create on its way
+        self.released = 0  # jobs that left the service so far (a waiting job watches this)
+        self.refusals = 0
+        self._lowered: int | None = None
+        self._refused_at = 0.0
+        self.cond = threading.Condition()
+
+    def limit(self) -> int:
+        """The limit now (read without the lock by the main thread: plain attribute reads)."""
+        lowered = self._lowered
+        if lowered is None:
+            return self.ceiling
+        climbed = lowered + int((time.monotonic() - self._refused_at) / self.recover_s)
+        return min(self.ceiling, climbed)
+
+    def enter(self, token: CancelToken, alive: Callable[[], None], not_before: float = 0.0,
+              after: int = -1) -> None:
+        """Take a slot once one is free; a refused job also waits until `not_before` unless a
+        job left the service after its refusal (`released` > `after`)."""
+        with self.cond:
+            while not (self.inside < self.limit() and (
+                    time.monotonic() >= not_before or self.released > after)):
+                self.cond.wait(0.1)
+                token.check()
+                alive()
+            self.inside += 1
+
+    def take(self) -> None:
+        """A resumed job whose task is already at the service."""
+        with self.cond:
+            self.inside += 1
+
+    def leave(self) -> None:
+        with self.cond:
+            self.inside -= 1
+            self.released += 1
+            self.cond.notify_all()
+
+    def refused(self) -> int:
+        """This job's create was refused (queue full): it leaves without freeing anything; the
+        limit becomes the jobs still inside. Returns `released`, for `enter(after=…)`."""
+        with self.cond:
+            self.inside -= 1
+            self.refusals += 1
+            self._lowered = max(1, min(self.limit(), self.inside))
+            self._refused_at = time.monotonic()
+            return self.released
 
 
 @dataclass
@@ -55,6 +127,7 @@ class _Slot:
     mesh: meshfile.MeshArrays | None = None  # the arrays the worker writes as the mesh file
     token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
+    inside: bool = False  # (issue 12) holds a place in its provider's gate
 
 
 class Runner:
@@ -69,7 +142,7 @@ class Runner:
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
         self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+        self._gates: dict[str, _Gate] = {}  # (issue 12) provider id -> its adaptive limit
         self._dead = False
         # Main-thread chores done by a short-lived helper thread, in order: starting worker
         # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
@@ -82,11 +155,28 @@ class Runner:
         self._chores_done = threading.Condition(self._lock)
         # Pause before polling again after a failed poll: base * 2**failures, at most 30 s.
         self.poll_retry_base = 1.0
+        # (issue 12) Queue-full pacing; tests shorten these.
+        self.recover_s = RECOVER_S
+        self.queue_wait_s = QUEUE_WAIT_S
 
     # ---- main thread -------------------------------------------------------------------------
 
-    def limit(self, provider: type[Provider] | Provider) -> int:
+    def ceiling(self, provider: type[Provider] | Provider) -> int:
+        """The artist's "Jobs at once" for this provider (or a test's override)."""
         return max(1, self.limits.get(provider.id, provider.max_concurrency))
+
+    def limit(self, provider: type[Provider] | Provider) -> int:
+        """Jobs of this provider that may run now: the ceiling, or less after the service said
+        its queue was full (issue 12)."""
+        gate = self._gates.get(provider.id)
+        return gate.limit() if gate is not None else self.ceiling(provider)
+
+    def gate_facts(self, provider_id: str) -> tuple[int, int, int]:
+        """(limit now, jobs at the service, queue-full answers so far) for benchmarks/tests."""
+        gate = self._gates.get(provider_id)
+        if gate is None:
+            return (0, 0, 0)
+        return gate.limit(), gate.inside, gate.refusals
 
     def free_slots(self, provider: type[Provider] | Provider) -> int:
         """How many more jobs of this provider may start now (the main thread exports that many).
@@ -186,8 +276,11 @@ class Runner:
         with self._lock:
             self._slots[job.id] = slot
             self._taken[provider.id] = self._taken.get(provider.id, 0) + 1
-            if provider.id not in self._semaphores:
-                self._semaphores[provider.id] = threading.BoundedSemaphore(self.limit(provider))
+            gate = self._gates.get(provider.id)
+            if gate is None:
+                self._gates[provider.id] = _Gate(self.ceiling(provider), self.recover_s)
+            else:  # the artist may have changed "Jobs at once" since the last batch
+                gate.ceiling = self.ceiling(provider)
 
         def launch() -> None:
             if self._dead:
@@ -268,26 +361,36 @@ class Runner:
         job.move(state, message, progress)
         self._post(job)
 
-    def _wait_for_slot(self, slot: _Slot) -> None:
-        sem = self._semaphores[slot.provider.id]
-        while not sem.acquire(timeout=0.25):
-            slot.token.check()
-            if self._dead:
-                raise _Killed()
+    def _alive(self) -> None:
+        if self._dead:
+            raise _Killed()
+
+    def _enter(self, slot: _Slot, not_before: float = 0.0, after: int = -1) -> None:
+        """Wait for a place at the service (the gate), then hold it."""
+        self._gates[slot.provider.id].enter(slot.token, self._alive, not_before, after)
+        slot.inside = True
+
+    def _leave(self, slot: _Slot) -> None:
+        if slot.inside:
+            slot.inside = False
+            self._gates[slot.provider.id].leave()
 
     def _work(self, slot: _Slot) -> None:
-        job, provider, token = slot.job, slot.provider, slot.token
-        acquired = False
+        job, provider = slot.job, slot.provider
         _yield_cpu()
+        if provider.exchanges is not None:  # (issue 12) the job's report keeps its exchanges
+            provider.exchanges.attach(str(self.journal.exchanges_path(job.id)))
         try:
-            self._wait_for_slot(slot)
-            acquired = True
-            token.check()
-            self._run(job, provider, token, slot.mesh)
+            while True:
+                try:
+                    slot.token.check()
+                    self._run(job, provider, slot)
+                    break
+                except Canceled:
+                    if not self._cancel_remote(job, provider, slot):
+                        break
         except _Killed:
             pass
-        except Canceled:
-            self._finish_canceled(job, provider)
         except ProviderError as exc:
             self._finish(job, State.FAILED, provider.redact(exc.message))
         except OSError as exc:  # disk full, folder made read-only mid-job…
@@ -299,8 +402,7 @@ class Runner:
             self._finish(job, State.FAILED,
                          provider.redact(f"{provider.label}: unexpected error ({exc})"))
         finally:
-            if acquired:
-                self._semaphores[provider.id].release()
+            self._leave(slot)
             with self._lock:
                 if self._slots.pop(job.id, None) is not None:
                     self._taken[provider.id] -= 1
@@ -315,30 +417,53 @@ class Runner:
         except _Killed:
             pass
 
-    def _finish_canceled(self, job: Job, provider: Provider) -> None:
+    def _cancel_remote(self, job: Job, provider: Provider, slot: _Slot) -> bool:
+        """The artist canceled: ask the service to stop the task, then end the job here. If the
+        service refuses (issue 12: `CancelRefused`), the task runs on there and may be charged:
+        the job goes on being watched, and its result is kept unapplied (True is returned).
+        Canceling such a job again only stops watching it."""
         if self._dead:
-            return
-        if job.remote_id:
+            return False
+        kept = bool(job.extra.get("kept_unapplied"))
+        if job.remote_id and not kept:
             try:
                 provider.cancel(job.remote_id)
+            except CancelRefused as exc:
+                if job.state is State.RUNNING:
+                    if provider.exchanges is not None:
+                        provider.exchanges.note(f"cancel refused: {exc.message}")
+                    slot.token = CancelToken()  # a second cancel reaches this one
+                    job.extra["kept_unapplied"] = True
+                    job.extra["warning"] = provider.redact(exc.message)  # the details keep it
+                    self._move(job, State.RUNNING, provider.redact(exc.message))
+                    return True
+                log.warning("cancel of %s at %s refused: %s", job.id, provider.id, exc.message)
             except Exception as exc:  # best effort: the job is canceled here either way
                 log.warning("cancel of %s at %s failed: %s", job.id, provider.id, exc)
-        self._finish(job, State.CANCELED, "Canceled")
+        message = "Canceled"
+        if kept:
+            message = (f"Canceled here; {provider.label} may still finish this job and charge "
+                       "it")
+        self._finish(job, State.CANCELED, message)
+        return False
 
-    def _run(self, job: Job, provider: Provider, token: CancelToken,
-             mesh: meshfile.MeshArrays | None = None) -> None:
-        if mesh is not None and job.state in (State.QUEUED, State.EXPORTING):
-            self._write_mesh(job, mesh)
-        if job.state in (State.QUEUED, State.EXPORTING) or (
-            job.state is State.SUBMITTING and not job.remote_id
-        ):
-            if job.state is not State.SUBMITTING:
-                self._move(job, State.SUBMITTING, f"Sending to {provider.label}", 0.0)
-            job.remote_id = provider.submit(job.request, token)
+    def _run(self, job: Job, provider: Provider, slot: _Slot) -> None:
+        mesh, slot.mesh = slot.mesh, None
+        if not job.remote_id and job.state in (State.QUEUED, State.EXPORTING,
+                                               State.SUBMITTING):
+            self._enter(slot)  # a place at the service first: nothing is exported in vain
+            if mesh is not None and job.state in (State.QUEUED, State.EXPORTING):
+                self._write_mesh(job, mesh)
+            job.remote_id = self._submit(job, provider, slot)
             self._move(job, State.RUNNING, f"Submitted to {provider.label}", 0.0)
+        elif job.state in (State.SUBMITTING, State.RUNNING) and not slot.inside:
+            self._gates[provider.id].take()  # resumed: its task is at the service already
+            slot.inside = True
 
+        token = slot.token
         provider.restore(job.remote_id, dict(job.extra))
         status = self._watch(job, provider, token)
+        self._leave(slot)  # the task has ended at the service: its place is free again
         self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
         last = [0.0]
 
@@ -358,6 +483,30 @@ class Runner:
         job.extra.update(status.extra)
         self._prepare_meshes(job, provider)
         self._move(job, State.READY, "Maps ready", 1.0)
+
+    def _submit(self, job: Job, provider: Provider, slot: _Slot) -> str:
+        """Send the job (holding a place in the gate). A queue-full answer (issue 12) created
+        nothing and charged nothing: the job goes back to QUEUED, the limit adapts, and it is
+        sent again when a place frees; it never fails for that."""
+        gate = self._gates[provider.id]
+        refusals = 0
+        while True:
+            if job.state is not State.SUBMITTING:
+                self._move(job, State.SUBMITTING, f"Sending to {provider.label}", 0.0)
+            try:
+                return provider.submit(job.request, slot.token)
+            except QueueFull as exc:
+                refusals += 1
+                slot.inside = False
+                seen = gate.refused()
+                wait = exc.retry_after if exc.retry_after is not None else min(
+                    QUEUE_WAIT_MAX_S, self.queue_wait_s * 2 ** (refusals - 1))
+                if provider.exchanges is not None:
+                    provider.exchanges.note(
+                        f"queue full (refusal {refusals}); {gate.inside} of our jobs at "
+                        f"{provider.label}, limit now {gate.limit()}; waiting for a place")
+                self._move(job, State.QUEUED, provider.redact(exc.message))
+                self._enter(slot, time.monotonic() + wait, seen)
 
     def _write_mesh(self, job: Job, mesh: meshfile.MeshArrays) -> None:
         """Write the arrays the main thread gathered as the file the provider sends."""
@@ -426,6 +575,8 @@ class Runner:
                 if status.state is RemoteState.QUEUED
                 else f"{provider.label} is texturing"
             )
+            if job.extra.get("kept_unapplied"):  # (issue 12) canceled, but the service goes on
+                message += " (canceled here; the result will be kept, not applied)"
             if new_facts and status.progress == job.progress and message == job.message:
                 self._post(job)  # a fact a resumed job needs (e.g. a second paid step's id)
             elif status.progress != job.progress or message != job.message:

@@ -44,3 +44,22 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Canceled()
+
+
+class QueueFull(ProviderError):
+    """The service refused a new task because the account's queue of unfinished tasks is full
+    (Meshy `pending_task_limit_reached`, Triverse 2000 on a create, Scenario 429 on a create).
+
+    Nothing was created and nothing charged, so the job is not failed: the runner keeps it
+    waiting and sends it again once one of the account's tasks has ended."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, retryable=True, status=status)
+        self.retry_after = retry_after
+
+
+class CancelRefused(ProviderError):
+    """The service would not stop a task (Scenario cancels only image jobs; Meshy does not
+    delete a running task): it runs on there and may be charged, so its result is still
+    fetched and kept for the artist, not applied."""

@@ -33,7 +33,8 @@ import requests
 import urllib3.exceptions
 
 from ..formats import imagefile
-from .errors import CancelToken, ProviderError
+from .errors import CancelToken, ProviderError, QueueFull
+from .exchanges import ExchangeLog
 from .redact import redact, secret_forms
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,13 @@ class ServiceHooks:
         refused" or "no credits"), or None for the standard wording."""
         return None
 
+    # (issue 12) Added hook; the default keeps every service's behaviour unchanged.
+    def queue_full(self, status: int, body: Any, method: str, path: str) -> bool:
+        """True when this answer refuses a *new task* because the account's queue is full
+        (Meshy `pending_task_limit_reached`, Triverse 2000 on a create). Such an answer is not
+        retried here: `QueueFull` goes up to the runner, which waits for a slot instead."""
+        return False
+
 
 @dataclass
 class Downloaded:
@@ -229,8 +237,11 @@ class HttpClient:
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
         session: requests.Session | None = None,
         user_agent: str = "text-to-texture-blender",
+        exchanges: ExchangeLog | None = None,
     ) -> None:
         self.label = provider_label
+        # (issue 12) Every exchange is noted here, redacted, for the job's report (None: not).
+        self.exchanges = exchanges
         problem = url_problem(base_url, provider_label, "base URL")
         if problem:
             raise ProviderError(problem)
@@ -347,7 +358,7 @@ class HttpClient:
             if cancel is not None:
                 cancel.check()
             try:
-                resp = self.session.request(
+                resp = self._send(
                     method, url, params=params, data=body if body is not None else data,
                     files=files, headers=extra, timeout=self.timeout, allow_redirects=False,
                 )
@@ -371,6 +382,10 @@ class HttpClient:
                 if resp.status_code < 300:
                     return resp
                 failure = self._status_error(resp, context)
+                if method == "POST" and self.hooks.queue_full(resp.status_code, failure.body,
+                                                              method, path):  # (issue 12)
+                    raise QueueFull(failure.message, status=resp.status_code,
+                                    retry_after=parse_retry_after(resp.headers.get("Retry-After")))
                 transient = failure.retryable and resp.status_code != 401
                 if not transient or not (safe or resp.status_code == 429):
                     if transient and not safe:  # a 5xx to a create: it may have been accepted
@@ -387,6 +402,30 @@ class HttpClient:
             )
             self.sleep(wait, cancel)
             waited += wait
+
+    def _send(self, method: str, url: str, **kw: Any) -> requests.Response:
+        """`session.request`, noted in the job's exchange log (issue 12; no other change)."""
+        started = time.monotonic()
+        try:
+            resp = self.session.request(method, url, **kw)
+        except requests.RequestException as exc:
+            self._note(method, url, None, started, note=_connection_reason(exc))
+            raise
+        self._note(method, url, resp, started)
+        return resp
+
+    def _note(self, method: str, url: str, resp: requests.Response | None, started: float,
+              note: str = "", body: bool = True) -> None:
+        if self.exchanges is None:
+            return
+        try:
+            self.exchanges.exchange(
+                method, url, resp.status_code if resp is not None else None,
+                time.monotonic() - started,
+                resp.content if resp is not None and body else b"",
+                resp.headers.get("Content-Type", "") if resp is not None else "", note)
+        except Exception:  # the log is a courtesy: it must never break a request
+            log.debug("exchange not noted", exc_info=True)
 
     def _server_wait(
         self, resp: requests.Response, body: Any, policy: RetryPolicy, attempt: int
@@ -563,16 +602,19 @@ class HttpClient:
     def _open_download(self, url: str, what: str) -> requests.Response:
         """GET with redirects followed by hand, so each hop is checked for HTTPS."""
         for _ in range(_MAX_REDIRECTS + 1):
+            started = time.monotonic()
             try:
                 resp = self.download_session.get(
                     url, stream=True, timeout=self.timeout, allow_redirects=False,
                     headers={"Accept-Encoding": "identity"},
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self._note("GET", url, None, started, note=_connection_reason(exc))  # (issue 12)
                 raise self._connection_error(exc, True) from None
             except requests.RequestException as exc:
                 raise HttpError(f"The {what} link from {self.label} cannot be fetched "
                                 f"({type(exc).__name__})") from None
+            self._note("GET", url, resp, started, body=False)  # (issue 12) a file: no body
             if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 url = urljoin(url, resp.headers["Location"])
                 resp.close()

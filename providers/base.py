@@ -25,7 +25,14 @@ from ..formats.roles import (  # noqa: F401  (re-exported: the names providers s
     UV_MESH,
     VARIANT_SEP,
 )
-from ..net.errors import Canceled, CancelToken, ProviderError  # noqa: F401  (re-exported)
+from ..net.errors import (  # noqa: F401  (re-exported)
+    Canceled,
+    CancelRefused,
+    CancelToken,
+    ProviderError,
+    QueueFull,
+)
+from ..net.exchanges import ExchangeLog
 from ..net.redact import redact, secret_forms
 
 
@@ -94,6 +101,14 @@ class ProviderConfig:
 
 ProgressFn = Callable[[float, str], None]
 
+
+@dataclass
+class ConnectionCheck:
+    """What "Test connection" found: one line for the artist, and whether it worked."""
+
+    ok: bool
+    line: str
+
 # (age below which, delay): a cloud job is polled every second while young, every 2 s until
 # half a minute, then every `poll_interval`. A short job is picked up within ~1 s of its end
 # instead of up to a whole interval late; a job of 30 s or more costs 10 more status requests.
@@ -135,6 +150,8 @@ class Provider:
         # Heavy local work (re-encoding a map) runs inside this: the runner hands in its
         # semaphore so such work happens one job at a time; alone, it costs nothing.
         self.heavy: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        # The job's redacted exchanges with the service, for its report (None: no network).
+        self.exchanges: ExchangeLog | None = None
 
     def check_ready(self) -> str:
         """Return "" when the provider can take a job, else one line saying what is missing."""
@@ -143,6 +160,14 @@ class Provider:
     def redact(self, text: str) -> str:
         """`text` with this account's secrets masked: services have been seen echoing them."""
         return redact(text, secret_forms(self.config.secrets()))
+
+    def test_connection(self, cancel: CancelToken | None = None) -> ConnectionCheck:
+        """One free request that shows the settings work ("Test connection"): never creates a
+        task, never charges. Worker thread (or a blocking call in background mode) only."""
+        problem = self.check_ready()
+        if problem:
+            return ConnectionCheck(False, problem)
+        return ConnectionCheck(True, f"{self.label} works here: no account or network needed")
 
     def check_request(self, request: TextureRequest) -> str:
         """"" or one line saying why the service would refuse this request (prompt too long…),

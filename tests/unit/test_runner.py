@@ -326,8 +326,13 @@ def test_a_job_cut_off_while_submitting(tmp_path: Path, journal: Journal, safe: 
 def test_states_only_move_forward() -> None:
     job = Job(id="abc", provider="FAKE", object_name="x", request=TextureRequest("abc", "p"))
     job.move(State.SUBMITTING)
+    job.move(State.QUEUED)  # a "queue full" answer: nothing was created, the job waits again
+    job.move(State.SUBMITTING)
+    job.move(State.RUNNING)
     with pytest.raises(TransitionError):
         job.move(State.QUEUED)
+    with pytest.raises(TransitionError):
+        job.move(State.SUBMITTING)
     job.move(State.FAILED, "boom")
     with pytest.raises(TransitionError):
         job.move(State.RUNNING)
