@@ -211,7 +211,8 @@ def format_lines(lines: list[dict[str, Any]], since: float | None = None) -> lis
         if "method" in line:
             status = line.get("status")
             answer = f"HTTP {status}" if status is not None else "no answer"
-            text = f"{at}  {line['method']} {line.get('path', '')} → {answer} ({line.get('ms', 0)} ms)"
+            text = (f"{at}  {line['method']} {line.get('path', '')} → {answer} "
+                    f"({line.get('ms', 0)} ms)")
             if line.get("note"):
                 text += f" — {line['note']}"
             out.append(text)

@@ -11,9 +11,10 @@ from text_to_texture.jobs.runner import Runner
 
 
 def fast_runner(journal: Journal) -> Runner:
-    """A runner whose pause after a failed poll is test-sized."""
+    """A runner whose pauses (after a failed poll, after a queue-full answer) are test-sized."""
     runner = Runner(journal)
     runner.poll_retry_base = 0.01
+    runner.queue_wait_s = 0.02
     return runner
 
 

@@ -106,7 +106,8 @@ class MeshyEmulator(Emulator):
               *, code: str = "", kind: str = "") -> Response:
         if self.v1 and not self.v2:
             return json_response({"message": message}, status, headers)
-        default = {400: ("invalid_input", "invalid_input"), 401: ("unauthorized", "invalid_api_key"),
+        default = {400: ("invalid_input", "invalid_input"),
+                   401: ("unauthorized", "invalid_api_key"),
                    402: ("insufficient_funds", "insufficient_credits"),
                    403: ("forbidden", "forbidden"), 404: ("not_found", "not_found"),
                    429: ("rate_limited", "rate_limit_exceeded")}.get(

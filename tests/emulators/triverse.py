@@ -15,7 +15,12 @@ Behaviour:
   `publish`ed them — the emulator never reaches beyond loopback). An unreachable URL is code 1004
   at create (the error table lists "URL inaccessible" under 1004), or, with
   ``fetch_model_at="task"``, a FAILED task.
-* `client_order_id` is idempotent: the same id gives back the same task, charged once.
+* `client_order_id` is idempotent: the same id gives back the same task, charged once
+  (``order_id_on_text=False``: text-to-texture refuses it with 1004 "Invalid parameters").
+* Read-after-write: a new task answers 1006/404 to reads for ``read_lag`` seconds, unless the
+  read carries the header the create answer named (``read_after_write_header``, value the task
+  uuid) and ``raw_header_honoured``; ``raw_hints=False`` leaves both hints out (null).
+* A full queue (``queue_limit`` unfinished tasks) answers a create with 2000/429.
 * Credits are frozen at create, charged on success and released on failure (§3.4).
 * The result is a textured GLB embedding known, distinct images: base color and normal are the
   framework's role images; the packed metallicRoughness PNG holds roughness in G and metallic in
@@ -189,7 +194,9 @@ class TriverseEmulator(Emulator):
                  legacy_fields: bool = False, error_shape: str = "object",
                  balance_route: bool = True, url_route: bool = True, quote_route: bool = True,
                  url_in_envelope: bool = True, fetch_model_at: str = "create",
-                 embed_images: str = "bufferView", **kwargs: Any) -> None:
+                 embed_images: str = "bufferView", read_lag: float = 0.3,
+                 raw_hints: bool = True, raw_header_honoured: bool = True,
+                 order_id_on_text: bool = True, **kwargs: Any) -> None:
         self.credits = credits
         self.upload_limit = upload_limit
         self.upload_window = upload_window
@@ -208,6 +215,15 @@ class TriverseEmulator(Emulator):
         self.url_in_envelope = url_in_envelope
         self.fetch_model_at = fetch_model_at
         self.embed_images = embed_images
+        # Read-after-write: a new task is not readable for `read_lag` seconds, unless the read
+        # carries `raw_header` with the task uuid (when honoured); the create answer gives the
+        # hints when `raw_hints`.
+        self.read_lag = read_lag
+        self.raw_hints = raw_hints
+        self.raw_header = "X-Triverse-Read-After-Write"
+        self.raw_header_honoured = raw_header_honoured
+        self.order_id_on_text = order_id_on_text  # text-to-texture takes client_order_id [?]
+        self.not_visible_answers = 0
         self.moderate_images = False  # uploads of images are refused as unsafe (2008)
         self.no_assets = False  # succeeded tasks have nothing to download (4042)
         self.task_fail_code: int | None = None
@@ -467,6 +483,8 @@ class TriverseEmulator(Emulator):
         if not re.match(r"^https?://", url):
             return self.fail(1004, "model_url must be a publicly accessible URL (not a "
                              "file_key); use the Presigned Download URL endpoint.")
+        if "client_order_id" in body and not self.order_id_on_text:
+            return self.fail(1004, "Invalid parameters.")
         return self._check_common(body) or self._create(req, "text-to-texture", body,
                                                         {"model": url})
 
@@ -585,6 +603,12 @@ class TriverseEmulator(Emulator):
         task = self.task(req.params["task_id"])
         if task is None:
             return self.fail(1006, "Task not found.")
+        consistent = (self.raw_header_honoured
+                      and req.headers.get(self.raw_header.lower()) == task.id)
+        if time.time() - task.created < self.read_lag and not consistent:
+            with self.lock:
+                self.not_visible_answers += 1
+            return self.fail(1006, "Task not found.")  # not replicated to this reader yet
         return self.ok(self.task_json(task))
 
     def _finished(self, req: Request) -> tuple[SimTask | None, Response | None]:
@@ -635,10 +659,13 @@ class TriverseEmulator(Emulator):
             return {"taskId": task.id, "name": task.kind, "is_public": False,
                     "task_priority": 0, "input": self._input(task),
                     "costCredits": task.data["_cost"]}
+        hints = self.raw_hints
         return {"task_uuid": task.id, "flow_name": task.kind, "status": status,
                 "created_at": iso(task.created), "cost_credits": task.data["_cost"],
-                "queue": self._queue(task), "read_after_write_deadline_seconds": None,
-                "read_after_write_header": None}
+                "queue": self._queue(task),
+                "read_after_write_deadline_seconds": (
+                    int(self.read_lag) + 2 if hints else None),
+                "read_after_write_header": self.raw_header if hints else None}
 
     def _input(self, task: SimTask) -> dict[str, Any]:
         return {k: v for k, v in task.data.items() if not k.startswith("_")}

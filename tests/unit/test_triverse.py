@@ -21,7 +21,7 @@ from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
 from text_to_texture.net.http import RetryPolicy
-from text_to_texture.providers import triverse as triverse_module
+from text_to_texture.providers.triverse import uploads as uploads_module
 from text_to_texture.providers.base import (
     RESULT_MESH,
     CancelToken,
@@ -54,8 +54,8 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.fixture(autouse=True)
 def fresh_upload_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ports are reused between tests: the gate's memory of uploads must not leak across."""
-    monkeypatch.setattr(triverse_module, "_UPLOAD_GATE", triverse_module._UploadGate())
-    monkeypatch.setattr(triverse_module, "_UPLOADED", triverse_module._UploadedFiles())
+    monkeypatch.setattr(uploads_module, "UPLOAD_GATE", uploads_module.UploadGate())
+    monkeypatch.setattr(uploads_module, "UPLOADED", uploads_module.UploadedFiles())
 
 
 # A fresh Triverse emulator per test on a free loopback port: jobs take 0.25 s.
@@ -386,10 +386,6 @@ def _fault_cases() -> list[Any]:
         ("2010 no credits", lambda e: setattr(e, "credits", 10), State.FAILED,
          "Your Triverse account does not have enough credits for this job — top it up at "
          "triverse.ai, then retry", lambda e: e.count("POST", create) == 1),
-        ("2000 queue always full", lambda e: setattr(e, "queue_limit", 0), State.FAILED,
-         "Triverse is too busy: its limit of 10 uploads a minute or its task queue is full "
-         "(Task queue is full, please retry later) — wait a minute, then retry",
-         lambda e: e.count("POST", create) == FAST.retries + 1),
         ("2008 content safety", lambda e: e.fail_tasks(
             "The prompt violates the content safety policy.", code=2008), State.FAILED,
          "Triverse refused the content (content safety): The prompt violates the content "
@@ -402,10 +398,11 @@ def _fault_cases() -> list[Any]:
                                                  message="The file type is unsupported."),
          State.FAILED, "Triverse does not accept this file type: The file type is unsupported",
          None),
-        ("1004 on create", lambda e: e.fail_code(1004, 1, path=create,
-                                                 message="texture_size is out of range"),
+        ("1004 twice on create", lambda e: e.fail_code(1004, 2, path=create,
+                                                       message="texture_size is out of range"),
          State.FAILED, "Triverse refused the request as invalid: texture_size is out of range",
-         lambda e: e.count("POST", create) == 1),
+         lambda e: e.count("POST", create) == 2
+         and "client_order_id" not in e.recorded("POST", create)[1].body),
         ("5004 on create", lambda e: e.fail_code(5004, 1, path=create), State.FAILED,
          "Triverse cannot run this kind of job (invalid flow, code 5004)",
          lambda e: e.count("POST", create) == 1),
@@ -422,7 +419,7 @@ def _fault_cases() -> list[Any]:
          "The textured model download from Triverse kept failing", None),
         ("not a GLB", lambda e: e.non_image_downloads(1, path=results), State.FAILED,
          "Triverse sent a textured model that is not a GLB model", None),
-        ("presigned link unusable", lambda e: e.expire_downloads(1, path="^/storage/tasks/"),
+        ("presigned link unusable", lambda e: e.expire_downloads(2, path="^/storage/tasks/"),
          State.FAILED, "Triverse refused the request as invalid: The model URL is inaccessible",
          lambda e: len(e.tasks) == 0),
     ]
@@ -503,6 +500,77 @@ def wait_for_task(emu: TriverseEmulator, timeout: float = 5.0) -> str:
             return polled[0]
         time.sleep(0.01)
     raise AssertionError("no task was polled")
+
+
+# --------------------------------------------------------------------------- corrected contract
+
+
+def test_early_polls_carry_the_read_after_write_header(emu: TriverseEmulator, tmp_path: Path,
+                                                       journal: Journal) -> None:
+    done = run_one(emu, tmp_path, journal)
+    assert done.state is State.READY, done.message
+    polls = emu.recorded("GET", rf"^/tasks/{done.remote_id}$")
+    header = emu.raw_header.lower()
+    assert polls[0].headers.get(header) == done.remote_id  # the hint's value: the task uuid
+    assert emu.not_visible_answers == 0
+    assert done.extra["read_after_write_header"] == emu.raw_header
+
+
+@pytest.mark.parametrize("hints", [True, False], ids=["hints, header ignored", "no hints"])
+def test_a_task_not_readable_yet_is_waited_for_not_failed(
+    tmp_path: Path, journal: Journal, hints: bool
+) -> None:
+    """Triverse runs (and charges) the task while our first polls still get 1006/404: inside
+    the read-after-write window (or the grace without hints) that is "not visible yet"."""
+    with TriverseEmulator(job_seconds=0.3, read_lag=0.5, raw_hints=hints,
+                          raw_header_honoured=False) as emu:
+        seen: list[str] = []
+        job = make_job(tmp_path)
+        done = run(fast_runner(journal), [job], lambda: provider(emu),
+                   seen_messages=seen)[job.id]
+        assert done.state is State.READY, done.message
+        assert emu.not_visible_answers >= 2 and len(emu.tasks) == 1
+        assert "Triverse is registering the job" in seen
+
+
+def test_text_to_texture_without_client_order_id_support(tmp_path: Path,
+                                                         journal: Journal) -> None:
+    with TriverseEmulator(job_seconds=0.2, order_id_on_text=False) as emu:
+        done = run_one(emu, tmp_path, journal)
+        assert done.state is State.READY, done.message
+        creates = emu.recorded("POST", "^/tasks/text-to-texture$")
+        assert [("client_order_id" in r.body) for r in creates] == [True, False]
+        assert "idempotency-key" not in creates[1].headers
+        assert done.extra["note"] == ("Triverse refused the request with client_order_id; "
+                                      "sent without it")
+
+
+def test_a_full_task_queue_is_waiting_not_failure(tmp_path: Path, journal: Journal) -> None:
+    with TriverseEmulator(job_seconds=0.2, queue_limit=0) as emu:
+        job = make_job(tmp_path)
+        runner = fast_runner(journal)
+        runner.start(job, provider(emu))
+        end = time.monotonic() + 10
+        while emu.count("POST", "^/tasks/text-to-texture$") < 3 and time.monotonic() < end:
+            time.sleep(0.01)
+        queued = journal.load(job.id)
+        assert queued is not None and queued.state is State.QUEUED
+        assert queued.message == ("Triverse's task queue for your account is full — this job "
+                                  "waits and is sent when a place frees")
+        emu.queue_limit = 20  # a slot frees at Triverse
+        done = settle(runner, [job.id])[job.id]
+        assert done.state is State.READY and len(emu.tasks) == 1 and emu.charged() == 20
+        assert emu.count("POST", "^/upload/model$") == 1  # the upload is not repeated
+
+
+def test_connection_check_is_a_free_price_quote(emu: TriverseEmulator) -> None:
+    good = provider(emu).test_connection()
+    assert good.ok and good.line == ("Triverse works: the key is accepted; a 1024 px text "
+                                     "texture costs 20 credits (1,000 available)")
+    bad = provider(emu, key="tv_wrong_key_000000").test_connection()
+    assert not bad.ok and bad.line.startswith("Triverse rejected the API key — check")
+    assert {r.path for r in emu.recorded()} == {"/tasks/pricing/quote"}
+    assert len(emu.tasks) == 0 and emu.available() == 1000
 
 
 # --------------------------------------------------------------------------- cancel, resume
@@ -661,7 +729,7 @@ def test_the_key_never_reaches_logs_journal_or_messages(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     emu.fail_next(503, 2, method="GET", path=r"^/tasks/[0-9a-f-]{36}$")
-    emu.fail_code(1004, 1, method="POST", path="text-to-texture",
+    emu.fail_code(1004, 2, method="POST", path="text-to-texture",
                   message=f"bad key {emu.api_key}")
     jobs = [make_job(tmp_path, "a"), make_job(tmp_path, "b")]
     runner = fast_runner(journal)

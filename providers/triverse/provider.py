@@ -26,21 +26,18 @@ downloaded GLB itself, whose geometry and UVs the maps belong to (Triverse may r
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import hashlib
 import logging
 import os
 import re
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..formats import glb_maps, imagefile
-from ..net.http import (
+from ...formats import glb_maps, imagefile
+from ...net.http import (
     NO_RETRY,
     PREFS_HINT,
     HttpError,
@@ -49,15 +46,15 @@ from ..net.http import (
     ServiceHooks,
     Sleeper,
     default_sleep,
-    is_loopback_host,
     url_problem,
 )
-from .base import (
+from ..base import (
     BASE_COLOR,
     METALLIC_ROUGHNESS,
     NORMAL,
     RESULT_MESH,
     CancelToken,
+    ConnectionCheck,
     ProgressFn,
     ProviderConfig,
     ProviderError,
@@ -66,203 +63,28 @@ from .base import (
     TextureRequest,
     ramped_delay,
 )
-from .cloud import CloudProvider
+from ..cloud import CloudProvider
+from . import uploads
+from .contract import (
+    DEFAULT_BASE,
+    FLOW_IMAGE,
+    FLOW_TEXT,
+    MB,
+    READ_AFTER_WRITE_GRACE_S,
+    TriverseHooks,
+    client_order_id,
+    envelope_code,
+    first_number,
+    first_str,
+    polygon_limit,
+    public_https,
+    read_after_write,
+    status_of,
+    texture_size,
+    unwrap,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BASE = "https://api.triverse.ai/api/v1"
-MB = 1 << 20
-FLOW_TEXT = "text-to-texture"  # flow names for the pricing quote: not documented, assumed [?]
-FLOW_IMAGE = "texture-model"
-TEXTURE_SIZES = (1024, 4096)
-POLYGON_LIMITS = (1_000, 1_500_000)
-_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-_STATES = {
-    "PENDING": RemoteState.QUEUED,
-    "QUEUED": RemoteState.QUEUED,
-    "RUNNING": RemoteState.RUNNING,
-    "SUCCESS": RemoteState.SUCCEEDED,
-    "SUCCEEDED": RemoteState.SUCCEEDED,  # tolerated: not documented, but a common spelling
-    "FAILED": RemoteState.FAILED,
-    "CANCELLED": RemoteState.CANCELED,
-    "CANCELED": RemoteState.CANCELED,
-}
-
-# Documented error codes [docs/providers.md §3.4] -> one line each. "{m}" is the service's message.
-_CODE_LINES: dict[int, str] = {
-    1004: "Triverse refused the request as invalid: {m}",
-    1005: "Triverse cannot find that file, or this key may not use it: {m}",
-    1006: "Triverse no longer knows this job (expired, deleted, or another account's)",
-    2000: ("Triverse is too busy: its limit of 10 uploads a minute or its task queue is full "
-           "({m}) — wait a minute, then retry"),
-    2002: "Triverse does not offer this kind of task: {m}",
-    2004: "Triverse does not accept this file type: {m}",
-    2005: "Triverse says the job is not in a state for that yet: {m}",
-    2008: ("Triverse refused the content (content safety): {m} — change the prompt or the "
-           "reference image"),
-    2010: ("Your Triverse account does not have enough credits for this job — top it up at "
-           "triverse.ai, then retry"),
-    4042: "Triverse finished the job but has nothing to download for it — run the job again",
-    5003: "Triverse's storage or processing backend is down (code 5003) — try again later",
-    5004: "Triverse cannot run this kind of job (invalid flow, code 5004) — update the add-on",
-    5005: "Triverse could not save the job (code 5005) — try again later",
-}
-_TRANSIENT_CODES = frozenset({2000, 5003, 5005})  # busy, backend down, persistence hiccup
-_CODE_TAG = re.compile(r"^(?P<text>.*?)\s*\(code (?P<code>-?\d+)\)$")
-
-
-def envelope_code(body: Any) -> int | None:
-    """The `code` of a `{code, message, data}` envelope (None: not an envelope, or success)."""
-    if not isinstance(body, Mapping):
-        return None
-    code = body.get("code")
-    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
-        code = int(code)
-    if isinstance(code, bool) or not isinstance(code, int) or code == 0:
-        return None
-    return code
-
-
-def code_line(code: int | None, text: str) -> str | None:
-    """The one line for a documented code (None if the code is not one we know)."""
-    if code is None or code not in _CODE_LINES:
-        return None
-    text = text.strip().rstrip(".") or f"code {code}"
-    return _CODE_LINES[code].format(m=text)
-
-
-class TriverseHooks(ServiceHooks):
-    """Teaches the shared client the `{code, message, suggestion}` envelope.
-
-    The code rides along in the message as a trailing "(code N)" so that `describe`, which only
-    sees the message, can pick the documented line; nothing of it reaches the artist otherwise.
-    """
-
-    def __init__(self, rate_limit_wait: float = 10.0) -> None:
-        self.rate_limit_wait = rate_limit_wait
-
-    def error_message(self, status: int, body: Any) -> str:
-        code = envelope_code(body)
-        if code is None:
-            return super().error_message(status, body)
-        assert isinstance(body, Mapping)
-        text = body.get("message") if isinstance(body.get("message"), str) else ""
-        return f"{text} (code {code})"
-
-    def is_transient(self, status: int, body: Any) -> bool | None:
-        code = envelope_code(body)
-        if code is None or code not in _CODE_LINES:
-            return None  # not a documented code: the HTTP status decides
-        return code in _TRANSIENT_CODES
-
-    def retry_hint(self, status: int, body: Any, headers: Mapping[str, str]) -> float | None:
-        # Code 2000 comes without a documented Retry-After; the upload window is a minute.
-        if envelope_code(body) == 2000 and not headers.get("Retry-After"):
-            return self.rate_limit_wait
-        return None
-
-    def describe(self, status: int, message: str, context: str, label: str) -> str | None:
-        if status == 401:
-            return (f"Triverse rejected the API key — check {PREFS_HINT} > Triverse (or "
-                    "TRIVERSE_API_KEY)")
-        m = _CODE_TAG.match(message)
-        if m is None:
-            return None
-        code, text = int(m.group("code")), m.group("text")
-        line = code_line(code, text)
-        if line is not None:
-            return line
-        if status == 403:
-            return (f"Triverse refused access with this API key ({text or 'HTTP 403'}) — check "
-                    f"the key and your Triverse plan in {PREFS_HINT} > Triverse")
-        said = f": {text}" if text else ""
-        if status >= 500:
-            return f"Triverse is not responding (HTTP {status}{said}) — try again later"
-        return f"Triverse refused the request (code {code}){said}"
-
-
-# --------------------------------------------------------------------------- upload pacing
-
-
-class _UploadGate:
-    """Keeps this Blender under Triverse's upload limit (10 a minute, images and models together).
-
-    Shared by every provider instance (one is made per job) and keyed by base URL, so a batch of
-    objects spaces its uploads instead of collecting code-2000 refusals. Other programs using the
-    same account can still use up the limit: then the server's 2000 is retried with patience.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sent: dict[str, collections.deque[float]] = {}
-
-    def wait_turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
-                  sleep: Sleeper) -> float:
-        """Block until one more upload fits in the window; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                sent = self._sent.setdefault(key, collections.deque())
-                while sent and sent[0] <= now - window:
-                    sent.popleft()
-                if len(sent) < max(1, limit):
-                    sent.append(now)
-                    return waited
-                wait = sent[0] + window - now + 0.01
-            log.info("Triverse: %d uploads in the last %.0f s; waiting %.1f s", len(sent),
-                     window, wait)
-            sleep(wait, cancel)
-            waited += wait
-
-
-_UPLOAD_GATE = _UploadGate()
-
-
-class _UploadedFiles:
-    """file_keys of recent uploads by (base URL, account, route, content hash).
-
-    How long Triverse keeps uploads is not documented; a key is reused for `ttl` seconds, and
-    a 1005 "not found" on a reused key makes the job upload again (see `submit`).
-    """
-
-    def __init__(self, ttl: float = 20 * 60.0) -> None:
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._keys: dict[tuple[str, ...], tuple[str, float]] = {}
-        self._busy: dict[tuple[str, ...], threading.Lock] = {}
-
-    def get(self, slot: tuple[str, ...]) -> str:
-        with self._lock:
-            entry = self._keys.get(slot)
-            if entry is None or time.monotonic() - entry[1] > self.ttl:
-                self._keys.pop(slot, None)
-                return ""
-            return entry[0]
-
-    def put(self, slot: tuple[str, ...], key: str) -> None:
-        with self._lock:
-            self._keys[slot] = (key, time.monotonic())
-
-    @contextlib.contextmanager
-    def single_flight(self, slot: tuple[str, ...], cancel: CancelToken) -> Iterator[None]:
-        """Hold `slot` while uploading, so identical bytes are uploaded once; cancelable."""
-        with self._lock:
-            lock = self._busy.setdefault(slot, threading.Lock())
-        while not lock.acquire(timeout=0.1):
-            cancel.check()
-        try:
-            yield
-        finally:
-            lock.release()
-
-
-_UPLOADED = _UploadedFiles()
-
-
-# --------------------------------------------------------------------------- the provider
-
 
 class TriverseProvider(CloudProvider):
     id = "TRIVERSE"
@@ -277,7 +99,11 @@ class TriverseProvider(CloudProvider):
     # mid-submit would be just as safe *if* the text endpoint honours client_order_id, which is
     # only inferred from its sibling endpoint [docs/providers.md §3.2]: so not marked safe.
     resubmit_safe = False
-    max_concurrency = 4  # Triverse's per-account queue size is not documented
+    extras = (("jobs_at_once", "TRIVERSE_JOBS_AT_ONCE"),)
+    # "Jobs at once" default. Triverse's queue size is not documented [?]; every job uploads its
+    # mesh and uploads are limited to 10 a minute [C T3], so more would only wait for uploads.
+    # A full queue (2000 on a create) makes the job wait for a place, never fail.
+    max_concurrency = 10
     poll_interval = 3.0
     upload_limit: ClassVar[int] = 10  # uploads per window, images and models together [C]
     upload_window: ClassVar[float] = 60.0
@@ -303,6 +129,9 @@ class TriverseProvider(CloudProvider):
         self._rate_limit_wait = rate_limit_wait
         self._balance_seen: set[str] = set()
         self._cost: dict[str, Any] = {}  # remote id -> credits the create answer quoted
+        # remote id -> (epoch until which a 404 means "not visible yet", header name or "")
+        self._visible_after: dict[str, tuple[float, str]] = {}
+        self._notes: dict[str, str] = {}  # remote id -> what the job should say it changed
         self._reused_upload = False  # the job being sent reuses an earlier upload's file_key
 
     def poll_delay(self, elapsed: float) -> float:
@@ -372,26 +201,37 @@ class TriverseProvider(CloudProvider):
 
     def _create(self, path: str, body: dict[str, Any], order_id: str,
                 cancel: CancelToken) -> str:
-        """Create the task, idempotently: the same client_order_id gives back the same task."""
+        """Create the task, idempotently: the same client_order_id gives back the same task.
+
+        `client_order_id` is documented on the sibling endpoints only [?]: on a 1004 (invalid
+        parameters; it also means "file too large" or "URL not reachable") the create is sent
+        once more without it and without automatic retries; a second 1004 fails the job."""
         keyed = {**body, "client_order_id": order_id}
+        note = ""
         try:
-            answer = self.client().post_json(path, keyed, cancel, idempotency_key=order_id)
+            answer = self.client().post_json(path, keyed, cancel, idempotency_key=order_id,
+                                             context="create")
         except HttpError as exc:
-            # client_order_id on the text endpoint is only inferred: if Triverse rejects the
-            # field itself, send the documented body once, without automatic retries.
-            if envelope_code(exc.body) != 1004 or "client_order_id" not in exc.provider_message:
+            if envelope_code(exc.body) != 1004:
                 raise
-            log.warning("Triverse does not take client_order_id on %s; sending without", path)
-            answer = self.client().post_json(path, body, cancel, safe=False)
+            note = "Triverse refused the request with client_order_id; sent without it"
+            log.warning("%s (%s)", note, path)
+            if self.exchanges is not None:
+                self.exchanges.note(note)
+            answer = self.client().post_json(path, body, cancel, safe=False, context="create")
+        received = time.time()
         data = unwrap(answer)
-        task_id = _first_str(data, "task_uuid", "taskUuid", "task_id", "taskId", "uuid", "id")
+        task_id = first_str(data, "task_uuid", "taskUuid", "task_id", "taskId", "uuid", "id")
         if not task_id or "/" in task_id:
             raise ProviderError(
                 "Triverse accepted the job but sent no task id; it may have been created — "
                 "check your Triverse account before retrying")
-        cost = _first_number(data, "cost_credits", "costCredits")
+        cost = first_number(data, "cost_credits", "costCredits")
         if cost is not None:
             self._cost[task_id] = cost
+        if note:
+            self._notes[task_id] = note
+        self._visible_after[task_id] = read_after_write(data, received)
         return task_id
 
     # ---- what the mesh and image become --------------------------------------------------------
@@ -460,22 +300,23 @@ class TriverseProvider(CloudProvider):
         """
         account = hashlib.sha256(self.config.api_key.strip().encode("utf-8")).hexdigest()[:16]
         slot = (self.base_url, account, path, hashlib.sha256(data).hexdigest())
-        with _UPLOADED.single_flight(slot, cancel):  # jobs of a batch wait for one upload
-            known = "" if fresh else _UPLOADED.get(slot)
+        with uploads.UPLOADED.single_flight(slot, cancel):  # a batch waits for one upload
+            known = "" if fresh else uploads.UPLOADED.get(slot)
             if known:
                 self._reused_upload = True
                 return known
-            _UPLOAD_GATE.wait_turn(self.base_url, self.upload_limit, self.upload_window, cancel,
-                                   self._sleep or default_sleep)
+            uploads.UPLOAD_GATE.wait_turn(self.base_url, self.upload_limit,
+                                          self.upload_window, cancel,
+                                          self._sleep or default_sleep)
             client = self.client()
             resp = client.request(
                 "POST", path, params=params, files={"file": (filename, data, content_type)},
                 cancel=cancel, safe=True, retry=self._upload_retry,
             )
-            key = _first_str(unwrap(client.json_of(resp)), "file_key", "fileKey", "key")
+            key = first_str(unwrap(client.json_of(resp)), "file_key", "fileKey", "key")
             if not key:
                 raise ProviderError(f"Triverse took the {what} upload but sent no file key")
-            _UPLOADED.put(slot, key)
+            uploads.UPLOADED.put(slot, key)
             return key
 
     def _presigned_url(self, file_key: str, cancel: CancelToken) -> str:
@@ -484,7 +325,7 @@ class TriverseProvider(CloudProvider):
         answer = self.client().post_json("/upload/presigned-get-url", {"file_key": file_key},
                                          cancel, safe=True)
         data = unwrap(answer)
-        url = _first_str(data, "download_url", "url", "downloadUrl", "presigned_url",
+        url = first_str(data, "download_url", "url", "downloadUrl", "presigned_url",
                          "signed_url")
         if not url or urlsplit(url).scheme not in ("http", "https"):
             raise ProviderError("Triverse sent no public link for the uploaded mesh — try "
@@ -512,18 +353,59 @@ class TriverseProvider(CloudProvider):
         except ProviderError as exc:
             log.info("Triverse price quote not available: %s", exc.message)
             return None
-        cost = _first_number(data, "cost_credits", "costCredits", "cost")
+        cost = first_number(data, "cost_credits", "costCredits", "cost")
         if cost is None:
             return None
         return {"flow_name": flow, "cost_credits": cost,
-                "available_credits": _first_number(data, "available_credits",
+                "available_credits": first_number(data, "available_credits",
                                                    "availableCredits")}
+
+    def check_connection(self, cancel: CancelToken | None) -> ConnectionCheck:
+        """A price quote: read-only and free [C T8]; it proves the key and says the price."""
+        answer = self.client().post_json(
+            "/tasks/pricing/quote", {"flow_name": FLOW_TEXT, "params": {"texture_size": 1024}},
+            cancel, safe=True, retry=RetryPolicy(retries=1, base=0.5, max_total=5.0))
+        data = unwrap(answer)
+        cost = first_number(data, "cost_credits", "costCredits", "cost")
+        left = first_number(data, "available_credits", "availableCredits")
+        line = "Triverse works: the key is accepted"
+        if cost is not None:
+            line += f"; a 1024 px text texture costs {cost:g} credits"
+            if left is not None:
+                line += f" ({left:,.0f} available)"
+        return ConnectionCheck(True, line)
 
     # ---- poll ----------------------------------------------------------------------------------
 
+    def restore(self, remote_id: str, extra: dict[str, Any]) -> None:
+        """A resumed job: its read-after-write window and notes, from its journaled facts."""
+        until = extra.get("read_after_write_until")
+        if isinstance(until, (int, float)) and not isinstance(until, bool):
+            header = extra.get("read_after_write_header")
+            self._visible_after.setdefault(remote_id, (float(until), str(header or "")))
+        if isinstance(extra.get("note"), str) and extra["note"]:
+            self._notes.setdefault(remote_id, extra["note"])
+
     def poll(self, remote_id: str, request: TextureRequest, cancel: CancelToken) -> RemoteStatus:
-        answer = self.client().get_json(f"/tasks/{remote_id}", cancel, context="task")
+        # A job resumed before its window was journaled gets the grace from its first poll.
+        until, header = self._visible_after.setdefault(
+            remote_id, (time.time() + READ_AFTER_WRITE_GRACE_S, ""))
+        young = time.time() < until
+        headers = {header: remote_id} if young and header else None
+        try:
+            answer = self.client().get_json(f"/tasks/{remote_id}", cancel, context="task",
+                                            headers=headers)
+        except HttpError as exc:
+            not_found = exc.status == 404 or envelope_code(exc.body) == 1006
+            if not (young and not_found):
+                raise
+            # Just created and not readable yet [C T1]: not "gone", and nothing to fail.
+            if self.exchanges is not None:
+                self.exchanges.note("task not visible yet (read-after-write window)")
+            return RemoteStatus(RemoteState.QUEUED, 0.0, "Triverse is registering the job",
+                                extra=self._facts(remote_id))
         status = status_of(unwrap(answer))
+        status.extra.update(self._facts(remote_id))
         cost = self._cost.get(remote_id)
         if cost is not None:
             status.extra.setdefault("cost_credits", cost)
@@ -531,6 +413,18 @@ class TriverseProvider(CloudProvider):
         if balance is not None:
             status.extra["balance"] = balance
         return status
+
+    def _facts(self, remote_id: str) -> dict[str, Any]:
+        """What a resumed job needs (the read-after-write window) and what it should say."""
+        facts: dict[str, Any] = {}
+        until, header = self._visible_after.get(remote_id, (0.0, ""))
+        if until:
+            facts["read_after_write_until"] = until
+            if header:
+                facts["read_after_write_header"] = header
+        if self._notes.get(remote_id):
+            facts["note"] = self._notes[remote_id]
+        return facts
 
     def _balance_once(self, remote_id: str, cancel: CancelToken) -> float | None:
         """`GET /users/balance` exists only per a third-party spec: asked once per job, and
@@ -543,7 +437,7 @@ class TriverseProvider(CloudProvider):
         except ProviderError as exc:
             log.info("Triverse balance not available: %s", exc.message)
             return None
-        return _first_number(unwrap(answer), "balance", "available_credits", "availableCredits",
+        return first_number(unwrap(answer), "balance", "available_credits", "availableCredits",
                              "credits")
 
     # ---- fetch ---------------------------------------------------------------------------------
@@ -605,7 +499,7 @@ class TriverseProvider(CloudProvider):
             raise
         # Documented fields inside `data` [I]; tolerated at the top level too, or as a bare URL.
         data = answer.get("data", answer) if isinstance(answer, dict) else answer
-        url = data if isinstance(data, str) else _first_str(
+        url = data if isinstance(data, str) else first_str(
             unwrap(answer), "download_url", "downloadUrl", "url")
         if url and url.startswith("/"):
             url = self.client().url(url)
@@ -646,161 +540,10 @@ class TriverseProvider(CloudProvider):
         log.info("Triverse has no cancel endpoint; task %s keeps running at Triverse", remote_id)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def client_order_id(job_id: str) -> str:
-    """A stable idempotency key for a job: 1–64 of [A-Za-z0-9_-] [docs/providers.md §3.2]."""
-    candidate = f"t2t-{job_id}"
-    if _ORDER_ID.match(candidate):
-        return candidate
-    return "t2t-" + hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:40]
-
-
-def texture_size(resolution: int) -> int:
-    """1024–4096 [C]; the panel's choice, kept inside the documented range."""
-    lo, hi = TEXTURE_SIZES
-    try:
-        value = int(resolution)
-    except (TypeError, ValueError):
-        return lo
-    return max(lo, min(hi, value))
-
-
-def polygon_limit(value: Any) -> int | None:
-    """None (not sent) unless given; refused outside 1,000–1,500,000 rather than changed."""
-    if value in (None, "", 0, False):
-        return None
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise ProviderError(f"Triverse's polygon limit must be a whole number, not {value!r}")\
-            from None
-    lo, hi = POLYGON_LIMITS
-    if not lo <= limit <= hi:
-        raise ProviderError(f"Triverse's polygon limit must be between {lo:,} and {hi:,} "
-                            f"(this one is {limit:,})")
-    return limit
-
-
-def unwrap(answer: Any) -> dict[str, Any]:
-    """The `data` of a success envelope (or the answer itself, for older/flat shapes).
-
-    An envelope with a non-zero `code` on an HTTP 2xx is an error all the same.
-    """
-    if not isinstance(answer, dict):
-        raise ProviderError("Triverse sent an answer in an unexpected shape", retryable=True)
-    code = envelope_code(answer)
-    if code is not None:
-        text = answer.get("message") if isinstance(answer.get("message"), str) else ""
-        line = code_line(code, str(text or ""))
-        raise ProviderError(line or f"Triverse refused the request (code {code}): {text}",
-                            retryable=code in _TRANSIENT_CODES)
-    data = answer.get("data")
-    return data if isinstance(data, dict) else answer
-
-
-def status_of(task: dict[str, Any]) -> RemoteStatus:
-    """A task object of `GET /tasks/{uuid}` (newer or older shape) as a uniform status."""
-    raw = str(task.get("status") or task.get("state") or "").upper()
-    state = _STATES.get(raw)
-    extra: dict[str, Any] = {}
-    cost = _first_number(task, "cost_credits", "costCredits")
-    if cost is not None:
-        extra["cost_credits"] = cost
-    if state is None:  # a status this version does not know: keep watching
-        log.warning("Triverse reported an unknown task status %r", raw)
-        state = RemoteState.RUNNING
-    if state is RemoteState.SUCCEEDED:
-        return RemoteStatus(state, 1.0, extra=extra)
-    if state is RemoteState.FAILED:
-        return RemoteStatus(state, message=failure_message(task), extra=extra)
-    if state is RemoteState.CANCELED:
-        return RemoteStatus(state, message="The job was canceled at Triverse", extra=extra)
-    progress = _progress(task.get("progress"))
-    if state is RemoteState.QUEUED:
-        return RemoteStatus(state, progress, _queue_message(task.get("queue")), extra=extra)
-    return RemoteStatus(state, progress, "Triverse is texturing", extra=extra)
-
-
-def failure_message(task: dict[str, Any]) -> str:
-    """The `error` shape is not documented: a string, or an object with message (and code)."""
-    error = task.get("error")
-    code = None
-    if isinstance(error, dict):
-        code = envelope_code(error)
-        text = _first_str(error, "message", "msg", "detail", "reason")
-    elif isinstance(error, str):
-        text = error
-    else:
-        text = _first_str(task, "error_message", "errorMessage", "message")
-        if text.lower() == "success":
-            text = ""
-    text = " ".join(text.split())[:300]
-    if code is None and re.search(r"content.?safety|moderation|sensitive", text, re.I):
-        code = 2008
-    line = code_line(code, text)
-    if line is not None:
-        return line
-    return f"Triverse: {text}" if text else "Triverse reported the job failed (no reason given)"
-
-
-def _queue_message(queue: Any) -> str:
-    if isinstance(queue, dict):
-        position = queue.get("position")
-        wait = queue.get("estimated_wait_seconds")
-        parts = []
-        if isinstance(position, int) and position > 0:
-            parts.append(f"position {position}")
-        if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0:
-            parts.append(f"about {wait:.0f} s")
-        if parts:
-            return f"Waiting in Triverse's queue ({', '.join(parts)})"
-    return "Waiting in Triverse's queue"
-
-
-def _progress(value: Any) -> float:
-    try:
-        return max(0.0, min(1.0, float(value) / 100.0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _first_str(data: Any, *names: str) -> str:
-    if not isinstance(data, dict):
-        return ""
-    for name in names:
-        value = data.get(name)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return ""
-
-
-def _first_number(data: Any, *names: str) -> float | None:
-    if not isinstance(data, dict):
-        return None
-    for name in names:
-        value = data.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def public_https(url: str, what: str) -> str:
-    """Triverse's servers fetch these links themselves: only a public https URL can work."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme != "https" or not parts.hostname or is_loopback_host(
-            parts.hostname):
-        raise ProviderError(f"The {what} must be a public https:// address Triverse can "
-                            "download")
-    return url
-
 
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
     except OSError:
         pass
+
