@@ -21,7 +21,6 @@ from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
 from text_to_texture.net.http import RetryPolicy
-from text_to_texture.providers.triverse import uploads as uploads_module
 from text_to_texture.providers.base import (
     RESULT_MESH,
     CancelToken,
@@ -38,6 +37,7 @@ from text_to_texture.providers.triverse import (
     status_of,
     texture_size,
 )
+from text_to_texture.providers.triverse import uploads as uploads_module
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)
 FAST_UPLOAD = RetryPolicy(retries=6, base=0.01, cap=0.05, max_total=5.0)
