@@ -499,8 +499,9 @@ class Runner:
                 refusals += 1
                 slot.inside = False
                 seen = gate.refused()
-                wait = exc.retry_after if exc.retry_after is not None else min(
-                    QUEUE_WAIT_MAX_S, self.queue_wait_s * 2 ** (refusals - 1))
+                # The service's own wait when it says one, never less than our backoff.
+                wait = max(exc.retry_after or 0.0, min(
+                    QUEUE_WAIT_MAX_S, self.queue_wait_s * 2 ** (refusals - 1)))
                 if provider.exchanges is not None:
                     provider.exchanges.note(
                         f"queue full (refusal {refusals}); {gate.inside} of our jobs at "

@@ -384,8 +384,10 @@ class HttpClient:
                 failure = self._status_error(resp, context)
                 if method == "POST" and self.hooks.queue_full(resp.status_code, failure.body,
                                                               method, path):  # (issue 12)
-                    raise QueueFull(failure.message, status=resp.status_code,
-                                    retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                    hint = self.hooks.retry_hint(resp.status_code, failure.body, resp.headers)
+                    raise QueueFull(failure.message, status=resp.status_code, retry_after=(
+                        hint if hint is not None
+                        else parse_retry_after(resp.headers.get("Retry-After"))))
                 transient = failure.retryable and resp.status_code != 401
                 if not transient or not (safe or resp.status_code == 429):
                     if transient and not safe:  # a 5xx to a create: it may have been accepted

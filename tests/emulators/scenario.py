@@ -2,18 +2,26 @@
 
 Routes (under ``/v1`` as the real base URL has it, and at the root too, so either base works):
 
-* ``GET /models/{id}`` → ``{"model": {"id", "type", ...}}`` (the type sets the allowed sizes).
-* ``POST /generate/txt2img-texture`` (``?dryRun=true`` prices it: ``{"creativeUnitsCost"}``):
-  Joi-style validation, as the live service answers (``"modelId" must be a string``); unknown
-  fields are refused (``"x" is not allowed``) so a client cannot rely on guessed names.
-* ``POST /generate/texture`` ``{"image": assetId}`` and its newer equivalent
-  ``POST /generate/custom/model_sc-texture-converter`` ``{"texture": assetId}`` (either can be
-  switched off to answer 404): one job whose outputs are a parent asset and its maps
-  ``texture-albedo/-normal/-smoothness/-metallic/-height/-ao/-edge``, listed in a shuffled order.
+* ``GET /models/{id}`` → ``{"model": {"id", "type", "capabilities", ...}}``: the type sets the
+  allowed sizes; ``capabilities`` lists ``txt2img_texture`` for trained texture models, while
+  current texture models have ``type`` custom (``MODELS``).
+* ``POST /generate/txt2img-texture`` (only for a model with the ``txt2img_texture``
+  capability): Joi-style validation, as the live service answers (``"modelId" must be a
+  string``, ``"seed" must be a string``); unknown fields are refused (``"x" is not allowed``)
+  so a client cannot rely on guessed names. ``?dryRun=true`` prices it and answers HTTP 269
+  ``{"creativeUnitsCost", "creativeUnitsDiscount"}``.
+* ``POST /generate/custom/{modelId}`` for ``type`` custom models, body ``{"prompt"}``: a job of
+  type ``custom`` whose outputs are a base texture, plus (for a PATINA-like model) its own
+  ``texture-albedo/-normal/-smoothness/-metallic/-height`` maps.
+* ``POST /generate/texture`` ``{"texture": assetId}`` and its documented equivalent
+  ``POST /generate/custom/model_sc-texture-converter`` (the same body; either can be switched
+  off to answer 404): one job (type ``texture``) whose outputs are a parent asset and its maps
+  ``texture-albedo/-normal/-smoothness/-metallic/-height/-ao/-edge``, in a shuffled order.
 * ``GET /jobs/{id}`` → ``{"job": {"jobId", "jobType", "status", "progress" 0–1, "metadata":
   {"input", "assetIds" (on success only), "error" (on failure)}, ...}}``; statuses follow the
   clock: pending → queued → warming-up → in-progress → finalizing → success | failure | canceled.
-* ``POST /jobs/{id}/action`` ``{"action": "cancel"}``.
+* ``POST /jobs/{id}/action`` ``{"action": "cancel"}``: only ``inference`` jobs can be canceled;
+  any other job answers 400 and runs on.
 * ``GET /assets/{id}`` → ``{"asset": {"id", "kind", "status", "url", "mimeType", "metadata":
   {"type", ...}, "properties": {...}}}``, with a signed ``url`` that expires after ``url_ttl``
   seconds (then 403, as a CDN answers); the files themselves need no auth.
@@ -63,16 +71,23 @@ TXT2IMG_FIELDS = frozenset({
     "hideResults", "scheduler", "intermediateImages", "concepts", "guidance",
     "numInferenceSteps", "numSamples", "width", "height", "baseModelId", "aspectRatio",
 })
-TEXTURE_FIELDS = frozenset({"image", "polished", "angular", "raised", "shiny", "invert",
+TEXTURE_FIELDS = frozenset({"texture", "polished", "angular", "raised", "shiny", "invert",
                             "saveFlipbook", "defaultParameters"})
 CONVERTER_FIELDS = frozenset({"texture", "polished", "angular", "raised", "shiny", "invert",
                               "defaultParameters"})
+CUSTOM = "/generate/custom/"
+CUSTOM_FIELDS = frozenset({"prompt"})
 SIZE_LIMITS = {"sd-xl": (512, 2048), "sd-xl-lora": (512, 2048), "sd-xl-composition": (512, 2048),
                "sd-1_5": (64, 1024)}
-DEFAULT_MODELS = {
-    "model_emulator_sdxl": "sd-xl",
-    "model_emulator_sd15": "sd-1_5",
-    "model_emulator_flux": "flux.1",
+TEXTURE_CAPS = ("txt2img", "txt2img_texture")
+# model id -> (type, capabilities, what a custom model returns: "pbr" = its own maps, "image")
+DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "model_emulator_sdxl": ("sd-xl", TEXTURE_CAPS, ""),
+    "model_emulator_sd15": ("sd-1_5", TEXTURE_CAPS, ""),
+    "model_emulator_flux": ("flux.1", TEXTURE_CAPS, ""),
+    "model_emulator_photo": ("sd-xl", ("txt2img",), ""),  # makes images, not textures
+    "model_emulator_patina": ("custom", (), "pbr"),  # a current texture model with its maps
+    "model_emulator_tiles": ("custom", (), "image"),  # a custom model making one texture
 }
 TEXTURE_COST = 2
 
@@ -239,7 +254,8 @@ class ScenarioEmulator(Emulator):
                  bearer_token: str = "scn_emulator_jwt_token_5e6f", url_ttl: float = 3600.0,
                  creative_units: int = 100_000, texture_route: bool = True,
                  converter_route: bool = True, texture_seconds: float | None = None,
-                 models: dict[str, str] | None = None, **kwargs: Any) -> None:
+                 models: dict[str, tuple[str, tuple[str, ...], str]] | None = None,
+                 **kwargs: Any) -> None:
         self.api_secret = api_secret or self.default_secret
         self.bearer_token = bearer_token
         self.url_ttl = url_ttl
@@ -254,6 +270,7 @@ class ScenarioEmulator(Emulator):
         self.job_id_key = "jobId"  # "id" answers as in the quick-start
         self.texture_fail_message = ""
         self.remaining_seconds: float | None = None
+        self.refused_cancels = 0
         self.assets: dict[str, Asset] = {}
         self._links: dict[str, float] = {}  # signature -> expiry (exact, for sub-second TTLs)
         self._secret = b"emulator-cdn-signing-key"
@@ -285,8 +302,9 @@ class ScenarioEmulator(Emulator):
     def setup_routes(self) -> None:
         self.route("GET", V1 + r"/models/(?P<model_id>[^/]+)", self._model)
         self.route("POST", V1 + TXT2IMG, self._txt2img)
-        self.route("POST", V1 + TEXTURE, self._maps(TEXTURE, "image", TEXTURE_FIELDS))
+        self.route("POST", V1 + TEXTURE, self._maps(TEXTURE, "texture", TEXTURE_FIELDS))
         self.route("POST", V1 + CONVERTER, self._maps(CONVERTER, "texture", CONVERTER_FIELDS))
+        self.route("POST", V1 + CUSTOM + r"(?P<model_id>[^/]+)", self._custom)
         self.route("GET", V1 + r"/jobs/(?P<job_id>[^/]+)", self._job)
         self.route("POST", V1 + r"/jobs/(?P<job_id>[^/]+)/action", self._action)
         self.route("GET", V1 + r"/assets/(?P<asset_id>[^/]+)", self._asset)
@@ -295,11 +313,12 @@ class ScenarioEmulator(Emulator):
 
     def _model(self, req: Request) -> Response:
         model_id = req.params["model_id"]
-        kind = self.models.get(model_id)
-        if kind is None:
+        model = self.models.get(model_id)
+        if model is None:
             return self.error(404, f"Model {model_id} not found")
+        kind, caps, _outputs = model
         return json_response({"model": {"id": model_id, "name": model_id, "type": kind,
-                                         "status": "trained", "capabilities": ["txt2img"]}})
+                                         "status": "trained", "capabilities": list(caps)}})
 
     # ---- txt2img-texture -----------------------------------------------------------------------
 
@@ -310,9 +329,12 @@ class ScenarioEmulator(Emulator):
         problem = self._check_txt2img(body)
         if problem:
             return problem
-        kind = self.models.get(body["modelId"])
-        if kind is None:
+        model = self.models.get(body["modelId"])
+        if model is None:
             return self.error(404, f"Model {body['modelId']} not found")
+        kind, caps, _outputs = model
+        if "txt2img_texture" not in caps:
+            return self.error(400, f"Model {body['modelId']} does not support txt2img_texture")
         problem = self._check_for_model(body, kind)
         if problem:
             return problem
@@ -320,15 +342,15 @@ class ScenarioEmulator(Emulator):
         width, height = int(body.get("width", 512)), int(body.get("height", 512))
         cost = samples * (5 if width * height <= 1024 * 1024 else 10)
         if req.arg("dryRun") == "true":
-            return json_response({"creativeUnitsCost": cost, "creativeUnitsDiscount": 0})
+            return json_response({"creativeUnitsCost": cost, "creativeUnitsDiscount": 0}, 269)
         with self.lock:
             if self.creative_units < cost:
                 return self.error(402, "Not enough creative units")
             self.creative_units -= cost
             task = self.new_task("inference", dict(body))
             seed = body.get("seed")
-            seed_value = int(seed) if isinstance(seed, (int, float)) or (
-                isinstance(seed, str) and seed.isdigit()) else random.randint(0, 2**31)
+            seed_value = int(seed) if isinstance(seed, str) and seed.isdigit() else (
+                random.randint(0, 2**31))
             for n in range(samples):
                 asset = Asset(self._new_id("asset"), BASE_TYPE, task.id, n, seed_value, width,
                               height)
@@ -348,9 +370,8 @@ class ScenarioEmulator(Emulator):
         for key in ("prompt", "negativePrompt"):
             if key in body and not isinstance(body[key], str):
                 return self.error(400, f'"{key}" must be a string')
-        if "seed" in body and (isinstance(body["seed"], bool)
-                               or not isinstance(body["seed"], (str, int, float))):
-            return self.error(400, '"seed" must be one of [string, number]')
+        if "seed" in body and not isinstance(body["seed"], str):
+            return self.error(400, '"seed" must be a string')
         checks = (("numSamples", 1, 128, True), ("numInferenceSteps", 1, 150, True),
                   ("guidance", 0, 20, False), ("negativePromptStrength", 0, 10, False),
                   ("width", 64, 2048, True), ("height", 64, 2048, True))
@@ -418,7 +439,7 @@ class ScenarioEmulator(Emulator):
         if source is None:
             return self.error(404, f"Asset {source_id} not found")
         if req.arg("dryRun") == "true":
-            return json_response({"creativeUnitsCost": TEXTURE_COST})
+            return json_response({"creativeUnitsCost": TEXTURE_COST}, 269)
         with self.lock:
             if self.creative_units < TEXTURE_COST:
                 return self.error(402, "Not enough creative units")
@@ -442,6 +463,50 @@ class ScenarioEmulator(Emulator):
             task.data["_project"] = req.arg("projectId")
         return json_response({"job": self.job_json(task), "creativeUnitsCost": TEXTURE_COST})
 
+    # ---- custom models -------------------------------------------------------------------------
+
+    def _custom(self, req: Request) -> Response:
+        model_id = req.params["model_id"]
+        model = self.models.get(model_id)
+        if model is None:
+            return self.error(404, f"Model {model_id} not found")
+        kind, _caps, outputs = model
+        if kind != "custom":
+            return self.error(400, "This endpoint is not available yet for this model type; "
+                              "use /generate/{inferenceType}")
+        body = req.json
+        if req.json_error or not isinstance(body, dict):
+            return self.error(400, '"value" must be of type object')
+        for key in body:
+            if key not in CUSTOM_FIELDS:
+                return self.error(400, f'"{key}" is not allowed')
+        if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+            return self.error(400, '"prompt" is required')
+        cost = 8 if outputs == "pbr" else 5
+        if req.arg("dryRun") == "true":
+            return json_response({"creativeUnitsCost": cost, "creativeUnitsDiscount": 0}, 269)
+        with self.lock:
+            if self.creative_units < cost:
+                return self.error(402, "Not enough creative units")
+            self.creative_units -= cost
+            task = self.new_task("custom", {**body, "modelId": model_id})
+            seed = random.Random(body["prompt"]).randint(0, 2**31)
+            size = 1024
+            image = Asset(self._new_id("asset"), BASE_TYPE, task.id, 0, seed, size, size)
+            self.assets[image.id] = image
+            found = [image.id]
+            if outputs == "pbr":
+                for map_kind in self.map_types:
+                    child = Asset(self._new_id("asset"), map_kind, task.id, 0, seed, size, size,
+                                  source=image.id)
+                    self.assets[child.id] = child
+                    image.children.append(child.id)
+                    found.append(child.id)
+                random.Random(task.id).shuffle(found)
+            task.data["_outputs"] = found
+            task.data["_project"] = req.arg("projectId")
+        return json_response({"job": self.job_json(task), "creativeUnitsCost": cost})
+
     # ---- jobs ----------------------------------------------------------------------------------
 
     def _job(self, req: Request) -> Response:
@@ -459,6 +524,10 @@ class ScenarioEmulator(Emulator):
             return self.error(400, '"action" must be one of [cancel]')
         if task.phase()[0] in ("succeeded", "failed", "canceled"):
             return self.error(400, "Job is already finished")
+        if task.kind != "inference":
+            with self.lock:
+                self.refused_cancels += 1
+            return self.error(400, "Only inference jobs can be canceled")
         with self.lock:
             task.canceled = True
         return json_response({"job": {"jobId": task.id, "status": "canceled"}})

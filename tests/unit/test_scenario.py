@@ -31,16 +31,18 @@ from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
 from text_to_texture.net.http import RetryPolicy
-from text_to_texture.providers import scenario as scenario_module
 from text_to_texture.providers.base import (
     VARIANT_SEP,
     CancelToken,
     ProviderConfig,
     ProviderError,
+    QueueFull,
     RemoteState,
     TextureRequest,
 )
-from text_to_texture.providers.scenario import SMOOTHNESS, ScenarioProvider
+from text_to_texture.providers.scenario import CANCEL_REFUSED, SMOOTHNESS, ScenarioProvider
+from text_to_texture.providers.scenario import phase as phase_module
+from text_to_texture.providers.scenario import provider as scenario_module
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)
 PBR_ROLES = {"base_color", "normal", "roughness", "metallic", "height"}
@@ -54,8 +56,8 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def fresh_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scenario_module, "_working_route", {})
-    monkeypatch.setattr(scenario_module, "_model_types", {})
+    monkeypatch.setattr(phase_module, "_working_route", {})
+    monkeypatch.setattr(scenario_module, "_models", {})
 
 
 # A fresh Scenario emulator per test on a free loopback port: each job takes 0.2 s.
@@ -128,7 +130,7 @@ def test_pbr_maps_for_several_objects(emu: ScenarioEmulator, tmp_path: Path,
 
     by_source = {}
     for tex in emu.jobs_of("texture"):
-        by_source[tex.data["image"]] = tex
+        by_source[tex.data["texture"]] = tex
     for job in jobs:
         got = done[job.id]
         assert got.state is State.READY, got.message
@@ -151,8 +153,8 @@ def test_pbr_maps_for_several_objects(emu: ScenarioEmulator, tmp_path: Path,
     assert len(files) == 15 and not any(r.sent_auth for r in files)  # no key to the storage
     for rec in emu.recorded("POST", TXT2IMG):
         assert rec.body == {"modelId": emu.default_model, "prompt": "mossy cobblestones",
-                            "numSamples": 1, "seed": 7, "width": 1024, "height": 1024}
-    assert all(set(r.body) == {"image"} for r in emu.recorded("POST", f"{TEXTURE}$"))
+                            "numSamples": 1, "seed": "7", "width": 1024, "height": 1024}
+    assert all(set(r.body) == {"texture"} for r in emu.recorded("POST", f"{TEXTURE}$"))
     assert emu.count("GET", "/models/") == 1  # the model type is asked once per session
     maps = tmp_path / "maps"
     assert not list(maps.glob(".t2t-*")) and not list(tmp_path.rglob("outside*"))
@@ -181,7 +183,7 @@ def test_three_samples_come_back_as_variants(emu: ScenarioEmulator, tmp_path: Pa
     assert set(got.maps) == expected
     assert emu.recorded("POST", TXT2IMG)[0].body["numSamples"] == 3
     images = base_assets(emu)
-    assert sorted(t.data["image"] for t in emu.jobs_of("texture")) == sorted(a.id for a in images)
+    assert sorted(t.data["texture"] for t in emu.jobs_of("texture")) == sorted(a.id for a in images)
     colors = []
     for n in range(3):
         def key(role: str, n: int = n) -> str:
@@ -225,7 +227,7 @@ def test_options_and_project_reach_scenario(emu: ScenarioEmulator, tmp_path: Pat
     assert body["guidance"] == 10  # clamped to Flux dev's [0, 10]
     assert body["negativePrompt"] == "blurry, text" and body["negativePromptStrength"] == 2.5
     assert emu.recorded("POST", TEXTURE)[0].body == {
-        "image": base_assets(emu)[0].id, "shiny": 0.8, "invert": False}
+        "texture": base_assets(emu)[0].id, "shiny": 0.8, "invert": False}
     for rec in emu.recorded():
         on_api = not rec.path.startswith("/files/")
         assert (rec.query.get("projectId") == ["proj_42"]) == on_api, rec.path
@@ -322,9 +324,6 @@ def _fault_cases() -> list[Any]:
                                                message='"width" must be a multiple of 8'),
          State.FAILED, 'Scenario refused the request: "width" must be a multiple of 8 (trace ',
          None),
-        ("rate limited for good", lambda e: e.rate_limit_next(-1, 0, method="POST"),
-         State.FAILED, "Scenario is too busy for more requests (HTTP 429: Too many requests",
-         lambda e, j: e.count("POST") == FAST.retries + 1),
         ("unknown model", lambda e: e.models.pop(e.default_model), State.FAILED,
          "Scenario has no such model (HTTP 404: Model model_emulator_sdxl not found",
          lambda e, j: e.count("POST") == 0),
@@ -343,10 +342,10 @@ def _fault_cases() -> list[Any]:
          State.READY, "", lambda e, j: set(j.maps) == {"base_color"}
          and "did not confirm the new job" in j.extra["warning"]
          and e.count("POST", TEXTURE) == 1),
-        ("429 on map start for good", lambda e: e.rate_limit_next(-1, 0, method="POST",
-                                                                  path=TEXTURE),
-         State.READY, "", lambda e, j: set(j.maps) == {"base_color"}
-         and "too busy" in j.extra["warning"]),
+        ("429 on map start x2", lambda e: e.rate_limit_next(2, 0, method="POST",
+                                                            path=TEXTURE),
+         State.READY, "", lambda e, j: set(j.maps) == PBR_ROLES and "warning" not in j.extra
+         and e.count("POST", TEXTURE) == 3 and len(e.jobs_of("texture")) == 1),
         ("no albedo among the maps", lambda e: setattr(e, "map_types", MAP_TYPES[1:]),
          State.READY, "", lambda e, j: np.array_equal(
              rgb(j.maps["base_color"]), e.pixels(base_assets(e)[0]))),
@@ -384,6 +383,85 @@ def test_wrong_key_or_secret_is_one_actionable_line(emu: ScenarioEmulator, tmp_p
         assert [r.auth_ok for r in emu.recorded()] == [False]  # refused before any paid call
 
 
+# --------------------------------------------------------------------------- the model's route
+
+
+def test_a_custom_texture_model_with_its_own_maps(emu: ScenarioEmulator, tmp_path: Path,
+                                                  journal: Journal) -> None:
+    """A PATINA-like custom model: one job through /generate/custom/{id}, its own maps used as
+    they are (by type, not order), no map job, nothing sent the model's page does not list."""
+    job = make_job(tmp_path)
+    got = run(fast_runner(journal), [job],
+              lambda: provider(emu, model="model_emulator_patina"))[job.id]
+    assert got.state is State.READY, got.message
+    assert set(got.maps) == PBR_ROLES and "warning" not in got.extra
+    (custom,) = emu.jobs_of("custom")
+    assert emu.recorded("POST", "/generate/custom/model_emulator_patina$")[0].body == {
+        "prompt": "mossy cobblestones"}
+    assert emu.count("POST", TXT2IMG) == 0 and emu.count("POST", TEXTURE) == 0
+    albedo = emu.asset_of_type(custom, "texture-albedo")
+    np.testing.assert_array_equal(rgb(got.maps["base_color"]), emu.pixels(albedo))
+    assert solid(got.maps["normal"]) == map_fill("texture-normal", 0)
+    assert solid(got.maps["roughness"]) == (255 - smoothness_value(0),) * 3
+    plain = one_with(emu, journal, tmp_path, model="model_emulator_patina",
+                     job=make_job(tmp_path, "Plain", enable_pbr=False))
+    image = emu.asset_of_type(emu.jobs_of("custom")[1], BASE_TYPE)
+    assert set(plain.maps) == {"base_color"}
+    np.testing.assert_array_equal(rgb(plain.maps["base_color"]), emu.pixels(image))
+
+
+def test_a_custom_model_making_one_image_gets_a_map_job(emu: ScenarioEmulator, tmp_path: Path,
+                                                        journal: Journal) -> None:
+    got = one_with(emu, journal, tmp_path, model="model_emulator_tiles")
+    assert got.state is State.READY, got.message
+    assert set(got.maps) == PBR_ROLES
+    (custom,) = emu.jobs_of("custom")
+    (tex,) = emu.jobs_of("texture")
+    assert tex.data["texture"] == custom.data["_outputs"][0]
+
+
+def test_a_model_that_cannot_make_textures_is_refused_before_paying(
+    emu: ScenarioEmulator, tmp_path: Path, journal: Journal
+) -> None:
+    got = one_with(emu, journal, tmp_path, model="model_emulator_photo")
+    assert got.state is State.FAILED
+    assert got.message.startswith("The Scenario model 'model_emulator_photo' cannot make "
+                                  "textures (type sd-xl, no txt2img_texture capability)")
+    assert emu.count("POST") == 0 and emu.creative_units == 100_000
+
+
+def test_canceling_a_custom_job_is_refused_and_its_result_kept(
+    emu: ScenarioEmulator, tmp_path: Path, journal: Journal
+) -> None:
+    emu.job_seconds = 0.8
+    job = make_job(tmp_path)
+    runner = fast_runner(journal)
+    runner.start(job, provider(emu, model="model_emulator_patina"))
+    wait_for(lambda: emu.count("GET", "/jobs/job_"))
+    assert runner.cancel(job.id)
+    done = settle(runner, [job.id])[job.id]
+    assert done.state is State.READY and done.extra["kept_unapplied"] is True
+    assert done.extra["warning"] == CANCEL_REFUSED and emu.refused_cancels == 1
+
+
+def test_connection_check_reads_the_model_and_names_its_route(emu: ScenarioEmulator) -> None:
+    sdxl = provider(emu).test_connection()
+    assert sdxl.ok and sdxl.line == ("Scenario works: key, secret and model "
+                                     "'model_emulator_sdxl' are accepted — a sd-xl model, "
+                                     "textures through txt2img-texture")
+    patina = provider(emu, model="model_emulator_patina").test_connection()
+    assert patina.ok and patina.line.endswith(
+        "a custom texture model, textures through /generate/custom/model_emulator_patina")
+    photo = provider(emu, model="model_emulator_photo").test_connection()
+    assert not photo.ok and "cannot make textures" in photo.line
+    wrong = provider(emu, secret="scn_wrong_secret_0000").test_connection()
+    assert not wrong.ok and wrong.line.startswith("Scenario rejected the API key or secret")
+    missing = provider(emu, model="model_nope").test_connection()
+    assert not missing.ok and missing.line.startswith("Scenario has no such model (HTTP 404")
+    assert emu.count("POST") == 0 and emu.creative_units == 100_000
+    assert {r.path.split("/")[2] for r in emu.recorded()} == {"models"}
+
+
 # --------------------------------------------------------------------------- expiry, 429
 
 
@@ -401,37 +479,44 @@ def test_an_expired_asset_url_is_renewed(emu: ScenarioEmulator, tmp_path: Path,
 
 def test_429_remaining_seconds_is_honoured(emu: ScenarioEmulator, tmp_path: Path,
                                            journal: Journal) -> None:
+    """A 429 to a create makes the job wait `remainingSeconds` (the runner does, as for any
+    full queue); a 429 to a read is waited out by the client the same way."""
+    emu.rate_limit_next(1, 7.5, method="POST", path=TXT2IMG)
+    with pytest.raises(QueueFull) as full:
+        provider(emu).submit(make_job(tmp_path).request, CancelToken())
+    assert full.value.retry_after == 7.5 and emu.count("POST", TXT2IMG) == 1
+    assert full.value.message == ("Scenario is busy for this account (HTTP 429) — this job "
+                                  "waits and is sent again shortly")
+    assert not emu.jobs_of("inference")
+
     waits: list[float] = []
 
     def sleep(seconds: float, cancel: CancelToken | None) -> None:
         waits.append(seconds)
 
-    emu.rate_limit_next(2, 7.5, method="POST", path=TXT2IMG)
-    job = make_job(tmp_path)
     policy = RetryPolicy(retries=3, base=0.01, jitter=0.0, max_total=60.0)
-    got = run(fast_runner(journal), [job],
-              lambda: provider(emu, retry=policy, sleep=sleep))[job.id]
-    assert got.state is State.READY, got.message
-    assert waits == [7.5, 7.5]  # Scenario's wait, not our backoff, and no Retry-After needed
-    assert emu.count("POST", TXT2IMG) == 3 and len(emu.jobs_of("inference")) == 1
-    assert not any("retry-after" in r.headers for r in emu.recorded())
-
-    waits.clear()
     emu.reset()
     emu.rate_limit_next(1, 4, method="GET", path="/jobs/")
     got = one_with(emu, journal, tmp_path, retry=policy, sleep=sleep)
     assert got.state is State.READY and waits == [4.0]
-
-    waits.clear()
-    emu.reset()
-    emu.rate_limit_next(1, 600, method="POST", path=TXT2IMG)  # longer than we ever wait
-    got = one_with(emu, journal, tmp_path, retry=policy, sleep=sleep)
-    assert got.state is State.FAILED and waits == []
-    assert "Scenario is too busy for more requests (HTTP 429" in got.message
+    assert not any("retry-after" in r.headers for r in emu.recorded())
 
 
-def one_with(emu: ScenarioEmulator, journal: Journal, tmp_path: Path, **kw: Any) -> Job:
+def test_a_busy_scenario_is_waiting_not_failure(emu: ScenarioEmulator, tmp_path: Path,
+                                                journal: Journal) -> None:
+    emu.rate_limit_next(3, 0, method="POST", path=TXT2IMG)
+    seen: list[str] = []
     job = make_job(tmp_path)
+    got = run(fast_runner(journal), [job], lambda: provider(emu), seen_messages=seen)[job.id]
+    assert got.state is State.READY, got.message
+    assert emu.count("POST", TXT2IMG) == 4 and len(emu.jobs_of("inference")) == 1
+    assert ("Scenario is busy for this account (HTTP 429) — this job waits and is sent again "
+            "shortly") in seen
+
+
+def one_with(emu: ScenarioEmulator, journal: Journal, tmp_path: Path, job: Job | None = None,
+             **kw: Any) -> Job:
+    job = job or make_job(tmp_path)
     return run(fast_runner(journal), [job], lambda: provider(emu, **kw))[job.id]
 
 
@@ -488,20 +573,23 @@ def test_cancel_mid_job_reaches_the_action_endpoint(emu: ScenarioEmulator, tmp_p
     assert emu.scenario_status(image_job)[0] == "canceled"
 
 
-def test_cancel_while_the_maps_are_made_stops_the_map_job(
+def test_cancel_while_the_maps_are_made_is_refused_and_the_result_kept(
     emu: ScenarioEmulator, tmp_path: Path, journal: Journal
 ) -> None:
-    emu.texture_seconds = 30
+    """Only inference jobs can be canceled: the map job runs on (and is paid), so the job is
+    watched to its end and its maps are kept in the job list, not applied."""
+    emu.texture_seconds = 1.0
     job = make_job(tmp_path)
     runner = fast_runner(journal)
     runner.start(job, provider(emu))
     wait_for(lambda: emu.count("GET", "/jobs/job_") >= 3 and emu.jobs_of("texture"))
     assert runner.cancel(job.id)
-    assert settle(runner, [job.id])[job.id].state is State.CANCELED
+    done = settle(runner, [job.id])[job.id]
+    assert done.state is State.READY and done.extra["kept_unapplied"] is True
+    assert done.extra["warning"] == CANCEL_REFUSED and set(done.maps) == PBR_ROLES
     (tex,) = emu.jobs_of("texture")
-    assert emu.scenario_status(tex)[0] == "canceled"
-    assert {r.path for r in emu.recorded("POST", "/action$")} == {
-        f"/v1/jobs/{emu.jobs_of('inference')[0].id}/action", f"/v1/jobs/{tex.id}/action"}
+    assert emu.scenario_status(tex)[0] == "success" and emu.refused_cancels == 1
+    assert {r.path for r in emu.recorded("POST", "/action$")} == {f"/v1/jobs/{tex.id}/action"}
 
 
 def test_the_remote_job_canceled_elsewhere(emu: ScenarioEmulator, tmp_path: Path,
@@ -594,6 +682,9 @@ def test_quote_is_a_dry_run(emu: ScenarioEmulator, tmp_path: Path) -> None:
     assert emu.jobs_of("inference") == [] and emu.creative_units == 100_000
     emu.fail_next(500, 1, method="POST")
     assert p.quote(make_job(tmp_path).request) is None
+    custom = provider(emu, model="model_emulator_patina").quote(make_job(tmp_path).request)
+    assert custom is not None and custom["cost_credits"] == 8  # HTTP 269 is success
+    assert emu.jobs_of("custom") == []
 
 
 def test_check_request_refuses_without_asking(emu: ScenarioEmulator, tmp_path: Path) -> None:
@@ -678,8 +769,13 @@ def test_the_emulator_follows_the_documents(emu: ScenarioEmulator) -> None:
         assert answer.json()["traceId"]
     assert post(good, {}).status_code == 401
     assert post(good, {"Authorization": f"Bearer {emu.api_key}"}).status_code == 401
-    assert requests.post(url + "?dryRun=true", json=good, headers=bearer,
-                         timeout=5).json() == {"creativeUnitsCost": 10, "creativeUnitsDiscount": 0}
+    dry = requests.post(url + "?dryRun=true", json={**good, "seed": "3"}, headers=bearer,
+                        timeout=5)
+    assert dry.status_code == 269
+    assert dry.json() == {"creativeUnitsCost": 10, "creativeUnitsDiscount": 0}
+    assert post({**good, "seed": 3}).json()["reason"] == '"seed" must be a string'
+    photo = post({**good, "modelId": "model_emulator_photo"})
+    assert photo.status_code == 400 and "txt2img_texture" in photo.json()["reason"]
     job = post(good, bearer).json()["job"]
     assert job["jobId"].startswith("job_") and "assetIds" not in job["metadata"]
     seen: list[tuple[str, float, dict[str, Any]]] = []
@@ -703,7 +799,12 @@ def test_the_emulator_follows_the_documents(emu: ScenarioEmulator) -> None:
                                json={"action": "cancel"}, timeout=5)
     assert bad_action.status_code == 400  # finished already
     assert requests.post(f"{emu.url}/v1{TEXTURE}", headers=basic, json={},
-                         timeout=5).json()["reason"] == "image parameter is required"
+                         timeout=5).json()["reason"] == "texture parameter is required"
+    assert requests.post(f"{emu.url}/v1{TEXTURE}", headers=basic, json={"image": "x"},
+                         timeout=5).json()["reason"] == '"image" is not allowed'
+    model = requests.get(f"{emu.url}/v1/models/model_emulator_patina", headers=basic,
+                         timeout=5).json()["model"]
+    assert model["type"] == "custom" and model["capabilities"] == []
     missing = requests.get(f"{emu.url}/v1/jobs/job_nope", headers=basic, timeout=5)
     assert missing.status_code == 404 and missing.json()["reason"] == "Job job_nope not found"
 
