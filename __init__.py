@@ -13,8 +13,8 @@ This file only registers; everything else lives in the packages it names:
 import bpy
 
 from . import cli, preferences
-from .blender import lifecycle, props
-from .operators import generate, jobs
+from .blender import connection, lifecycle, props
+from .operators import generate, jobs, support
 from .panels import sidebar
 
 # The stubs declare this factory as returning None; it returns (register, unregister).
@@ -31,6 +31,7 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
         jobs.T2T_OT_quote,
         jobs.T2T_OT_use_variant,
         jobs.T2T_OT_apply_to_active,
+        *support.classes,
         *sidebar.classes,
     )
 )
@@ -44,6 +45,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    connection.forget()
     cli.unregister()
     lifecycle.unregister()
     props.detach()

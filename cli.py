@@ -23,11 +23,11 @@ import bpy
 from .blender.batch import BatchRun
 from .blender.drive import run_until
 from .blender.engine import engine
-from .blender.preflight import provider_config
 from .blender.props import UV_POLICIES
+from .blender.report import all_secrets, report_for
 from .jobs.job import State
-from .net.redact import redact, secret_forms
-from .providers.registry import CHOICES, PROVIDERS, provider_class
+from .net.redact import redact
+from .providers.registry import CHOICES, provider_class
 
 COMMAND = "text_to_texture"
 PREFIX = "[t2t]"
@@ -57,8 +57,9 @@ saving:
 output (stdout):
   [t2t] 'OBJECT': STATE PERCENT% - MESSAGE   one line whenever a job changes state
   [t2t] 'OBJECT': MESSAGE                     per job that did not apply, at the end
-  [t2t] Textured N of M object(s) with ...    the summary
+  [t2t] Textured N of M object(s) with ...    the summary (naming the first failed objects)
   [t2t] Saved PATH / Not saved (...)          what happened to the file
+  [t2t] | ...                                 with --report: each job's report, no keys
 
 exit status:
   0  every job was applied
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_seconds, metavar="SECONDS",
         help="cancel jobs still unfinished after this long (they count as failed)",
     )
+    parser.add_argument(
+        "--report", nargs="?", const="failed", choices=["failed", "all"],
+        help="at the end, print the report of each job that did not apply ('all': of every "
+        "job): what was sent and what the service answered, without keys — send it to "
+        "support when a job fails in a way you cannot explain",
+    )
     return parser
 
 
@@ -207,6 +214,8 @@ def _run(args: argparse.Namespace) -> int:
     for _level, line in run.report_lines():
         if line not in run.batch.skipped:
             out.line(line)
+    if args.report:
+        _print_reports(run, args.report == "all", out)
 
     code = OK if all(s is State.APPLIED for s in states) else FAILED
     if output is None and not args.save:
@@ -308,6 +317,21 @@ def _drive(run: BatchRun, timeout: float | None, out: _Printer) -> list[State]:
     return [jobs[i].state if i in jobs else State.FAILED for i in run.job_ids]
 
 
+def _print_reports(run: BatchRun, every: bool, out: _Printer) -> None:
+    """Each job's report (jobs/report.py), every line prefixed "[t2t] | "."""
+    jobs = engine().jobs
+    for job_id in run.job_ids:
+        job = jobs.get(job_id)
+        if job is None or (job.state is State.APPLIED and not every):
+            continue
+        text = report_for(job_id)
+        if text is None:
+            continue
+        out.line(f"--- report of '{job.object_name}' (job {job_id}) ---")
+        for line in text.splitlines():
+            out.line(f"| {line}")
+
+
 def _cancel(run: BatchRun, out: _Printer, seen: dict[str, State]) -> None:
     run.cancel()
     run_until(lambda: not run.unfinished(), timeout=CANCEL_GRACE_S,
@@ -338,7 +362,7 @@ class _Printer:
     """Everything the command says goes through here: prefixed, flushed, keys blanked out."""
 
     def __init__(self) -> None:
-        self.secrets = _secrets()
+        self.secrets = all_secrets()
 
     def line(self, text: str) -> None:
         print(f"{PREFIX} {redact(text, self.secrets)}", flush=True)
@@ -352,11 +376,6 @@ class _Printer:
             seen[job_id] = job.state
             self.line(f"'{job.object_name}': {job.state.value} {round(job.progress * 100)}% - "
                       f"{job.message}")
-
-
-def _secrets() -> list[str]:
-    """Every configured key and secret: a provider's message must never carry one to a log."""
-    return secret_forms(v for pid in PROVIDERS for v in provider_config(pid).secrets())
 
 
 # ---- registration ----------------------------------------------------------------------------

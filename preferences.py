@@ -12,6 +12,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from .blender import connection
 from .blender.compat import BLEND_RELATIVE_PATH
 from .blender.surfaces import all_surfaces
 from .providers.registry import CHOICES, PROVIDERS
@@ -87,6 +88,18 @@ class T2T_Preferences(bpy.types.AddonPreferences):
             for name in surfaces[pid].PREFS:
                 box.prop(self, name)
             box.prop(self, f"{prefix}_api_base")
+            draw_connection_row(box, pid)
+
+
+def draw_connection_row(layout: bpy.types.UILayout, provider_id: str) -> None:
+    """The Test Connection button and what the last test said (this session only)."""
+    row = layout.row(align=True)
+    op = row.operator("text_to_texture.test_connection", icon="LINKED",
+                      text="Testing…" if connection.running(provider_id) else "Test Connection")
+    op.provider = provider_id
+    check = connection.result(provider_id)
+    if check is not None and not connection.running(provider_id):
+        layout.label(text=check.line, icon="CHECKMARK" if check.ok else "ERROR")
 
 
 for _pid, _cls in PROVIDERS.items():

@@ -58,6 +58,14 @@ def steps(eng: Engine, job: Job) -> Iterator[None]:
         eng.parked.add(job.id)
         eng.sync(job)
         return
+    if job.extra.get("kept_unapplied"):
+        # Canceled by the artist, but the service would not stop it (and charged it): its maps
+        # are kept in the job list, and only applied when the artist presses Apply.
+        job.message = (f"{label(job.provider)} finished the job you canceled; its maps are kept "
+                       "— press Apply to use them")
+        eng.parked.add(job.id)
+        eng.sync(job)
+        return
     problem = yield from _maps_steps(eng, job)
     if problem:
         eng.fail(job, problem)
@@ -165,6 +173,7 @@ def reapply(eng: Engine, job_id: str) -> str:
     problem = finish(_maps_steps(eng, job))  # the artist pressed a button: all at once
     if problem:
         return problem
+    eng.parked.discard(job_id)  # a kept result the artist chose to apply
     if job.state is State.READY:
         job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
     eng.jobs[job.id] = job

@@ -142,9 +142,12 @@ class BatchRun:
         return self.batch.job_ids
 
     def unfinished(self) -> bool:
-        """True while any job of this batch is unfinished."""
-        jobs = engine().jobs
-        return any(i in jobs and not jobs[i].state.terminal for i in self.job_ids)
+        """True while any job of this batch is unfinished (a result kept for the artist to
+        apply is finished for the batch)."""
+        eng = engine()
+        jobs = eng.jobs
+        return any(i in jobs and not jobs[i].state.terminal and i not in eng.parked
+                   for i in self.job_ids)
 
     def tick(self) -> bool:
         """One main-thread step (tests, which have no timers); True while unfinished."""
@@ -160,26 +163,47 @@ class BatchRun:
             engine().cancel(job_id)
 
     def report_lines(self) -> list[tuple[str, str]]:
-        """(level, line) pairs: skipped objects, failed jobs, then one summary line."""
+        """(level, line) pairs: skipped objects, jobs that did not apply, then one summary line
+        that names the failed objects and why (the first three, then "and N more"): in scripts
+        and `blender -b` the summary is what an ERROR report raises."""
         lines = [("WARNING", s) for s in self.batch.skipped]
         if not self.job_ids:
-            lines.append(("ERROR", "Nothing was textured"))
+            lines.append(("ERROR", "Nothing was textured" + _why(self.batch.skipped)))
             return lines
         jobs = engine().jobs
         ended = [jobs[i] for i in self.job_ids if i in jobs]
         states = [j.state for j in ended]
         canceled = states.count(State.CANCELED)
         done = states.count(State.APPLIED)
-        if self.canceled_by_artist and canceled:
+        failed = [f"'{j.object_name}': {j.message}" for j in ended if j.state is State.FAILED]
+        kept = [f"'{j.object_name}': {j.message}" for j in ended if j.state is State.READY]
+        if self.canceled_by_artist and (canceled or kept):
             # What the artist asked for is no error: one line, plus any real failures.
-            lines += [("WARNING", f"'{j.object_name}': {j.message}") for j in ended
-                      if j.state is State.FAILED]
+            lines += [("WARNING", line) for line in failed + kept]
             tail = f"; {done} textured" if done else ""
-            lines.append(("INFO", f"Canceled {canceled} job(s){tail}"))
+            if kept:
+                tail += (f"; {len(kept)} kept to apply by hand ({label(ended[0].provider)} "
+                         "would not stop them)")
+            lines.append(("INFO", f"Canceled {canceled} job(s){tail}" + _why(failed)))
             return lines
         lines += [("WARNING", f"'{j.object_name}': {j.message}") for j in ended
                   if j.state is not State.APPLIED]
         who = label(ended[0].provider) if ended else ""
         summary = f"Textured {done} of {len(ended)} object(s) with {who}"
-        lines.append(("INFO" if done else "ERROR", summary))
+        if done == len(ended):
+            lines.append(("INFO", summary))
+        else:
+            others = [f"'{j.object_name}': {j.message}" for j in ended
+                      if j.state not in (State.APPLIED, State.FAILED)]
+            lines.append(("ERROR" if not done else "WARNING", summary + _why(failed + others)))
         return lines
+
+
+def _why(reasons: list[str], shown: int = 3) -> str:
+    """": 'A': why; 'B': why; 'C': why; and 2 more" (or "" when there is nothing to say)."""
+    if not reasons:
+        return ""
+    text = "; ".join(reasons[:shown])
+    if len(reasons) > shown:
+        text += f"; and {len(reasons) - shown} more"
+    return f" — {text}"

@@ -9,6 +9,7 @@ import time
 
 import bpy
 
+from ..blender import connection
 from ..blender.batch import count_busy, count_valid
 from ..blender.engine import engine
 from ..blender.preflight import online_blocker
@@ -54,6 +55,9 @@ class T2T_UL_jobs(bpy.types.UIList):
         if item.state == "ready" and item.object is None:  # recovered: the artist picks where
             op = row.operator("text_to_texture.apply_to_active", icon="CHECKMARK")
             op.job_id = item.job_id
+        elif item.state == "ready" and item.job_id in engine().parked:  # kept, not applied
+            op = row.operator("text_to_texture.reapply", icon="CHECKMARK", text="Apply")
+            op.job_id = item.job_id
         elif item.state in ACTIVE:
             label = _state_label(item)
             row.progress(factor=item.progress, type="BAR",
@@ -89,6 +93,8 @@ class T2T_PT_texture(bpy.types.Panel):
             box = layout.box().column(align=True)
             for i, line in enumerate(_wrap(blocker, 38)):
                 box.label(text=line, icon="INFO" if i == 0 else "BLANK1")
+        elif connection.needs_check(settings.provider):
+            _draw_connection(layout, settings.provider)
         col = layout.column(align=True)
         col.prop(settings, "prompt", text="", icon="TEXT", placeholder="e.g. weathered bronze")
         col.prop(settings, "negative_prompt", text="", icon="REMOVE", placeholder="Negative")
@@ -151,6 +157,9 @@ class T2T_PT_jobs(bpy.types.Panel):
                     op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
+            if rec.provider != "PROCEDURAL":
+                op = box.operator("text_to_texture.copy_report", icon="COPYDOWN")
+                op.job_id = rec.job_id
         row = layout.row(align=True)
         active = len(engine().active_ids())
         row.operator("text_to_texture.cancel_all", icon="CANCEL",
@@ -177,6 +186,19 @@ def _focus(jobs: bpy.types.bpy_prop_collection, active: int) -> bpy.types.Proper
         return selected
     working = [r for r in jobs if r.state in ACTIVE and r.state != "queued"]
     return working[0] if working else selected
+
+
+def _draw_connection(layout: bpy.types.UILayout, provider_id: str) -> None:
+    """Until the chosen provider's settings have worked once this session: a Test Connection
+    button, and what the last test said when it failed."""
+    col = layout.column(align=True)
+    op = col.operator("text_to_texture.test_connection", icon="LINKED",
+                      text="Testing…" if connection.running(provider_id) else "Test Connection")
+    op.provider = provider_id
+    check = connection.result(provider_id)
+    if check is not None and not check.ok and not connection.running(provider_id):
+        for i, line in enumerate(_wrap(check.line, 38)):
+            col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
 
 
 def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyType) -> None:

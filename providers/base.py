@@ -169,6 +169,11 @@ class Provider:
             return ConnectionCheck(False, problem)
         return ConnectionCheck(True, f"{self.label} works here: no account or network needed")
 
+    @classmethod
+    def shown_id(cls, remote_id: str) -> str:
+        """The remote id as a report may show it (DRESSX's carries its webhook token)."""
+        return remote_id
+
     def check_request(self, request: TextureRequest) -> str:
         """"" or one line saying why the service would refuse this request (prompt too long…),
         checked on the main thread before anything is sent, so the artist hears it at once."""

@@ -30,7 +30,8 @@ Settings, `ProviderConfig.extras` (preferences / environment) unless said otherw
 * ``coordinator_key``: sent as the body's optional ``key`` when set.
 * ``timeout_s``: how long to wait for the webhook (default 30 min); options ``timeout_s`` wins.
 * ``num_inference_steps``: default 20 (the document's example); options win; 0 = not sent.
-* ``max_concurrency``: jobs at DRESSX at once (default 2).
+* ``jobs_at_once`` (``DRESSX_JOBS_AT_ONCE``, the "Jobs at once" preference): orders at DRESSX at
+  once (default 2; ``max_concurrency`` is read too, as before).
 
 ``request.options``: ``mesh_url`` (a URL DRESSX can fetch, sent instead of serving the export),
 ``refine`` (bool, default False), ``num_inference_steps``, ``timeout_s``, ``local_port``, and
@@ -44,6 +45,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -68,6 +71,7 @@ from .base import (
     NORMAL,
     ROUGHNESS,
     CancelToken,
+    ConnectionCheck,
     ProgressFn,
     ProviderConfig,
     ProviderError,
@@ -179,12 +183,13 @@ class DressxProvider(CloudProvider):
         ("local_port", "DRESSX_LOCAL_PORT"),
         ("coordinator_key", "DRESSX_COORDINATOR_KEY"),
         ("timeout_s", "DRESSX_TIMEOUT_S"),
+        ("jobs_at_once", "DRESSX_JOBS_AT_ONCE"),
     )
     default_base = DEFAULT_BASE
     offline = False
     mesh_format = "OBJ"  # DRESSX takes "an .obj file containing the 3D mesh with UV coordinates"
     resubmit_safe = False  # every order costs balance
-    max_concurrency = 2  # Guess: no limit documented; config extra "max_concurrency"
+    max_concurrency = 2  # Guess: no limit documented; "Jobs at once" changes it
     poll_interval = 0.25  # poll only reads the local webhook queue: no network
     max_map_bytes: ClassVar[int] = 256 * MB
 
@@ -277,6 +282,51 @@ class DressxProvider(CloudProvider):
 
     def hooks(self) -> ServiceHooks:
         return DressxHooks()
+
+    @classmethod
+    def shown_id(cls, remote_id: str) -> str:
+        """Only the order id: the rest of the remote id is the job's webhook token."""
+        return f"order {remote_id.split(':', 1)[0]}" if remote_id else ""
+
+    def check_connection(self, cancel: CancelToken | None) -> ConnectionCheck:
+        """DRESSX has no free endpoint: the key is only known to be set (it is checked by the
+        first order). What can be checked is the way back: one request from this computer to
+        itself through the public URL must reach the local server, as DRESSX's webhook will."""
+        port = self.local_port()
+        folder = tempfile.mkdtemp(prefix="t2t-dressx-check-")
+        probe = os.path.join(folder, "probe.obj")
+        marker = f"# text-to-texture connection check {time.time_ns()}\n".encode()
+        with open(probe, "wb") as fh:
+            fh.write(marker)
+        srv, reg = local_server.acquire(None, probe, port=port)
+        local = f"http://127.0.0.1:{srv.port}"
+        try:
+            public = self.public_base(srv.port)
+            try:
+                got = self.client().download(f"{public}/m/{reg.mesh_token}/mesh.obj",
+                                             os.path.join(folder, "back.obj"), 1 << 16, cancel,
+                                             expect=None, what="connection check", attempts=1)
+            except HttpError as exc:
+                if exc.status is not None:  # something answered, but not our server
+                    return ConnectionCheck(False, (
+                        f"{public} answers (HTTP {exc.status}), but not from this computer's "
+                        f"local server — check that the tunnel forwards to {local}"))
+                raise ProviderError(
+                    f"DRESSX's results cannot reach this computer: {public} did not answer "
+                    f"({exc.message.split(' — ')[0]}) — start the tunnel (ngrok, cloudflared) "
+                    f"forwarding to {local}") from None
+            with open(got.path, "rb") as fh:
+                back = fh.read()
+            if back != marker or reg.mesh_fetches < 1:
+                return ConnectionCheck(False, (
+                    f"{public} answers, but not from this computer's local server — check that "
+                    f"the tunnel forwards to {local}"))
+        finally:
+            local_server.release(reg.webhook_token)
+            shutil.rmtree(folder, ignore_errors=True)
+        return ConnectionCheck(True, (
+            f"DRESSX is set up: the key is set (DRESSX checks it with the first order) and "
+            f"{public} reaches this computer's local server"))
 
     # ---- submit --------------------------------------------------------------------------------
 

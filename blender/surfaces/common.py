@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+from bpy.props import IntProperty
 
 from .. import addon
 
@@ -63,3 +64,14 @@ def draw_price(box: bpy.types.UILayout, settings: Any) -> None:
     row = box.row(align=True)
     row.operator("text_to_texture.quote", icon="FUND")
     row.label(text=settings.quote)
+
+
+def jobs_at_once_pref(label: str, pid: str, default: int, why: str) -> Any:
+    """The "Jobs at once" preference of a provider (`<prefix>_jobs_at_once`): how many of its
+    jobs are at the service at once. A full queue answer makes jobs wait and lowers it for a
+    while, so a value above the plan costs time, never a failed job."""
+    return IntProperty(
+        name="Jobs at once", default=default, min=1, max=200, soft_max=100,
+        description=f"How many {label} jobs run at once: {why} ({pid}_JOBS_AT_ONCE wins). "
+        "More than your plan allows only makes jobs wait",
+    )

@@ -8,7 +8,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ...net import local_server
-from .common import common_options, draw_mesh_url
+from .common import common_options, draw_mesh_url, jobs_at_once_pref
 
 SCENE: dict[str, Any] = {
     "dressx_steps": IntProperty(
@@ -35,6 +35,8 @@ PREFS: dict[str, Any] = {
         description="Optional DRESSX coordinator key sent with each job "
         "(DRESSX_COORDINATOR_KEY wins)",
     ),
+    "dressx_jobs_at_once": jobs_at_once_pref(
+        "DRESSX", "DRESSX", 2, "DRESSX publishes no limit"),
     "dressx_timeout_s": IntProperty(
         name="Give up after", default=1800, min=60, max=24 * 3600, subtype="TIME_ABSOLUTE",
         description="How long to wait for DRESSX's result before the job ends as timed out "

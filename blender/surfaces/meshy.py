@@ -1,5 +1,5 @@
-"""Meshy's surface: model, keep original UVs, art style (older endpoint only), reference image
-and mesh URL."""
+"""Meshy's surface: texture model, keep original UVs, reference image, mesh URL, and the
+"Jobs at once" preference."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from .common import common_options, draw_mesh_url, draw_reference_image
+from .common import common_options, draw_mesh_url, draw_reference_image, jobs_at_once_pref
 
 SCENE: dict[str, Any] = {
     "meshy_original_uv": BoolProperty(
@@ -16,30 +16,27 @@ SCENE: dict[str, Any] = {
         description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, which "
         "are brought onto the object as a new UV map 'Meshy_UV' (yours are kept)",
     ),
-    "meshy_ai_model": EnumProperty(
+    "meshy_texture_model": EnumProperty(
         name="Model",
-        items=[("latest", "Latest", "Meshy's newest texturing model"),
-               ("meshy-6", "Meshy 6", ""), ("meshy-5", "Meshy 5", "")],
-        default="latest",
-    ),
-    "meshy_art_style": EnumProperty(
-        name="Art style",
-        description="Only Meshy's older Text to Texture endpoint takes an art style",
-        items=[(v, v.replace("-", " ").title(), "") for v in (
-            "realistic", "fake-3d-cartoon", "japanese-anime", "cartoon-line-art",
-            "realistic-hand-drawn", "fake-3d-hand-drawn", "oriental-comic-ink")],
-        default="realistic",
+        items=[("meshy-7", "Meshy 7", "Meshy's texture model: base colour and PBR maps"),
+               ("meshy-n1", "Meshy N1 (base colour only)",
+                "2K base colour only: no roughness, metallic or normal maps"),
+               ("meshy-6-lite", "Meshy 6 Lite", "The lighter Meshy 6 texture model")],
+        default="meshy-7",
     ),
 }
-PREFS: dict[str, Any] = {}
+PREFS: dict[str, Any] = {
+    "meshy_jobs_at_once": jobs_at_once_pref(
+        "Meshy", "MESHY", 10, "your Meshy plan's unfinished tasks: Pro 10, Premium 30, "
+        "Studio 60, Ultra 100"),
+}
 
 
 def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:
-    col.prop(settings, "meshy_ai_model")
+    col.prop(settings, "meshy_texture_model")
+    if settings.meshy_texture_model == "meshy-n1":
+        col.label(text="Base colour only: no PBR maps", icon="INFO")
     col.prop(settings, "meshy_original_uv")
-    legacy = col.column(align=True)
-    legacy.active = False  # only Meshy's older endpoint reads it
-    legacy.prop(settings, "meshy_art_style")
     draw_reference_image(box, settings)
     draw_mesh_url(col, settings)
 
@@ -47,7 +44,5 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
 def options(settings: Any) -> dict[str, Any]:
     opts = common_options(settings, mesh_url_key="model_url", reference=True)
     opts["enable_original_uv"] = bool(settings.meshy_original_uv)
-    if settings.meshy_ai_model != "latest":
-        opts["ai_model"] = settings.meshy_ai_model
-    opts["art_style"] = settings.meshy_art_style
+    opts["texture_model"] = str(settings.meshy_texture_model)
     return opts

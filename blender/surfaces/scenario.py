@@ -9,7 +9,7 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..material import MAPPING_NODE
-from .common import draw_price
+from .common import draw_price, jobs_at_once_pref
 
 SCENE: dict[str, Any] = {
     "scenario_samples": IntProperty(
@@ -41,6 +41,8 @@ PREFS: dict[str, Any] = {
         name="Project id", default="",
         description="Optional Scenario project (SCENARIO_PROJECT_ID wins)",
     ),
+    "scenario_jobs_at_once": jobs_at_once_pref(
+        "Scenario", "SCENARIO", 4, "Scenario publishes no limit"),
 }
 
 

@@ -7,7 +7,14 @@ from typing import Any
 import bpy
 from bpy.props import IntProperty
 
-from .common import OptionsError, common_options, draw_mesh_url, draw_price, draw_reference_image
+from .common import (
+    OptionsError,
+    common_options,
+    draw_mesh_url,
+    draw_price,
+    draw_reference_image,
+    jobs_at_once_pref,
+)
 
 SCENE: dict[str, Any] = {
     "triverse_polygon_limit": IntProperty(
@@ -16,7 +23,11 @@ SCENE: dict[str, Any] = {
         "Triverse. The object then gets Triverse's mesh; yours is kept in the file",
     ),
 }
-PREFS: dict[str, Any] = {}
+PREFS: dict[str, Any] = {
+    "triverse_jobs_at_once": jobs_at_once_pref(
+        "Triverse", "TRIVERSE", 10, "Triverse takes 10 uploads a minute; its queue size is "
+        "not published"),
+}
 
 
 def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:

@@ -56,7 +56,7 @@ def serve(emu: Emulator, monkeypatch: pytest.MonkeyPatch, prefix: str) -> Emulat
 def meshy(blender, online, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The Meshy emulator, reached through MESHY_API_BASE/KEY."""
     emu = serve(MeshyEmulator(job_seconds=0.3, api_key=KEY), monkeypatch, "MESHY")
-    monkeypatch.setattr(installed("providers.meshy"), "_working_route", {})
+    monkeypatch.setattr(installed("providers.meshy.provider"), "_facts", {})
     fast_provider(monkeypatch, "MESHY", "meshy", "MeshyProvider")
     yield emu
     emu.stop()

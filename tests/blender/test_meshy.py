@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emulators.base import expected_pixels, marker_pixels
-from emulators.meshy import RETEXTURE
+from emulators.meshy import RETEXTURE, TASKS
 from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
 
 KEY = "msy_emulator_SECRET_0123456789"  # the key the `meshy` fixture sets
@@ -53,9 +53,10 @@ def test_meshy_textures_several_objects_with_each_map_on_its_socket(blender, mes
     assert len(creates) == 3
     for rec in creates:
         body = rec.body
-        assert body["model_url"].startswith("data:application/octet-stream;base64,")
-        assert body["text_style_prompt"] == "weathered bronze with green patina"
-        assert body["enable_pbr"] is True and body["enable_original_uv"] is True
+        assert body["model_url"].startswith("data:model/gltf-binary;base64,")
+        assert body["texture_prompt"] == "weathered bronze with green patina"
+        assert body["texture_model"] == "meshy-7" and body["enable_pbr"] is True
+        assert "uv_mode" not in body and body["target_formats"] == ["glb"]
     assert recs[0].info.startswith("Meshy balance ")  # what Meshy reported, after charging
     assert 970 <= float(recs[0].info.split()[-1]) < 1000
 
@@ -98,7 +99,7 @@ def test_each_fault_ends_in_the_right_state(
     elif fault == "429x2":
         meshy.fail_next(429, 2, method="POST", retry_after=0)
     elif fault == "500x2_on_poll":
-        meshy.fail_next(500, 2, method="GET", path=RETEXTURE + "/")
+        meshy.fail_next(500, 2, method="GET", path=TASKS + "/")
     elif fault == "truncated_download":
         meshy.truncate_downloads(1)
     elif fault == "non_image":
@@ -120,7 +121,7 @@ def test_each_fault_ends_in_the_right_state(
 
 def test_cancel_reaches_meshy_as_delete(blender, meshy) -> None:
     bpy = blender
-    meshy.job_seconds = 30.0
+    meshy.job_seconds, meshy.pending_seconds = 30.0, 30.0  # still waiting: Meshy deletes it
     crate = add_mesh("cube", "Crate")
     set_prompt("oak", provider="MESHY")
     run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
@@ -150,7 +151,7 @@ def test_meshy_uvs_come_onto_a_new_uv_map_when_original_uvs_are_off(blender, mes
     assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
     rec = bpy.context.scene.text_to_texture.jobs[0]
     assert rec.state == "applied", rec.message
-    assert meshy.recorded("POST", RETEXTURE + "$")[0].body["enable_original_uv"] is False
+    assert meshy.recorded("POST", RETEXTURE + "$")[0].body["uv_mode"] == "generate"
     layers = [u.name for u in crate.data.uv_layers]
     assert layers == ["UVMap", "Meshy_UV"]
     after = np.empty(n * 2, dtype=np.float32)
@@ -190,5 +191,91 @@ def test_no_meshy_key_in_the_blend_journal_or_reports(blender, meshy, t2t, tmp_p
         for entry in Path(engine().journal.root).glob("*.json"):
             assert "SECRET" not in entry.read_text()
         assert all("SECRET" not in line for _lvl, line in run.report_lines())
+        job_id = bpy.context.scene.text_to_texture.jobs[0].job_id
+        report = installed("blender.report").report_for(job_id)
+        assert "SECRET" not in report and "data:" not in report and "Signature" not in report
+        assert "POST /openapi/v2/retexture → HTTP 202" in report
     finally:
         prefs.meshy_api_key = ""
+
+
+def test_a_canceled_job_meshy_runs_on_is_kept_and_applied_on_demand(blender, meshy) -> None:
+    """Meshy will not delete a running task: the job is watched to its end, its maps are kept
+    in the job list (not applied, the batch ends), and Apply puts them on the object."""
+    bpy = blender
+    meshy.job_seconds = 1.5
+    crate = add_mesh("cube", "Crate")
+    set_prompt("oak", provider="MESHY")
+    run = installed("blender.batch").BatchRun(bpy.context.scene, [crate])
+    end = time.monotonic() + 10
+    while meshy.count("GET", TASKS + "/") == 0 and time.monotonic() < end:
+        run.tick()
+        time.sleep(0.02)
+    run.cancel()
+    run.run_to_end(timeout=20)
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == "ready" and crate.active_material is None, rec.message
+    assert rec.message == ("Meshy finished the job you canceled; its maps are kept — press "
+                           "Apply to use them")
+    assert rec.info.startswith("Meshy could not stop the running task")
+    level, line = run.report_lines()[-1]
+    assert (level, line) == ("INFO", "Canceled 0 job(s); 1 kept to apply by hand (Meshy would "
+                                     "not stop them)")
+    assert bpy.ops.text_to_texture.reapply(job_id=rec.job_id) == {"FINISHED"}
+    assert rec.state == "applied" and crate.active_material.name == "T2T Crate"
+    assert rec.job_id not in engine().parked
+
+
+def test_the_error_summary_names_the_failed_objects(blender, meshy,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scripts and `blender -b` see only the ERROR line: it says which objects failed and why,
+    the first three, then how many more."""
+    bpy = blender
+    monkeypatch.setenv("MESHY_API_KEY", "msy_wrong_key_000")
+    objs = [add_mesh("cube", f"Box{i}", (3 * i, 0, 0)) for i in range(5)]
+    select(*objs)
+    set_prompt("oak", provider="MESHY")
+    with pytest.raises(RuntimeError) as err:
+        bpy.ops.text_to_texture.generate()
+    text = str(err.value)
+    assert "Textured 0 of 5 object(s) with Meshy — 'Box0': Meshy rejected the API key" in text
+    assert text.count("Meshy rejected the API key") == 3 and text.rstrip().endswith(
+        "and 2 more")
+    assert all(f"'Box{i}'" in text for i in range(3)) and "'Box4'" not in text
+
+
+def test_test_connection_says_what_works_and_never_creates_a_task(
+    blender, meshy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bpy = blender
+    connection = installed("blender.connection")
+    connection.forget()
+    assert connection.needs_check("MESHY") and not connection.needs_check("PROCEDURAL")
+    assert bpy.ops.text_to_texture.test_connection(provider="MESHY") == {"FINISHED"}
+    check = connection.result("MESHY")
+    assert check.ok and check.line == ("Meshy works: the key is accepted (API v2), 1,000 "
+                                       "credits left")
+    assert not connection.needs_check("MESHY")  # verified for this session
+    monkeypatch.setenv("MESHY_API_KEY", "msy_wrong_key_000")
+    assert connection.needs_check("MESHY")  # other settings: not verified
+    with pytest.raises(RuntimeError, match="Meshy rejected the API key — check Preferences"):
+        bpy.ops.text_to_texture.test_connection(provider="MESHY")
+    assert meshy.count("POST") == 0 and meshy.count("DELETE") == 0 and meshy.balance == 1000
+    connection.forget()
+
+
+def test_jobs_at_once_is_a_preference_and_a_variable(blender, meshy, t2t,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    bpy = blender
+    prefs = bpy.context.preferences.addons[t2t.__name__].preferences
+    preflight = installed("blender.preflight")
+    cls = installed("providers.registry").PROVIDERS["MESHY"]
+    assert prefs.meshy_jobs_at_once == 10 and prefs.triverse_jobs_at_once == 10
+    assert prefs.scenario_jobs_at_once == 4 and prefs.dressx_jobs_at_once == 2
+    prefs.meshy_jobs_at_once = 30  # a Premium plan
+    try:
+        assert cls(preflight.provider_config("MESHY")).max_concurrency == 30
+        monkeypatch.setenv("MESHY_JOBS_AT_ONCE", "60")
+        assert cls(preflight.provider_config("MESHY")).max_concurrency == 60
+    finally:
+        prefs.meshy_jobs_at_once = 10

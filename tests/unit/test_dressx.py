@@ -673,3 +673,27 @@ def test_print_figures() -> None:
     """Not a check: prints the figures measured above (-s to see them)."""
     for label, text in FIGURES.items():
         print(f"\n[DRESSX] {label}: {text}")
+
+
+# --------------------------------------------------------------------------- test connection
+
+
+def test_connection_check_reaches_the_local_server_through_the_public_url(
+    emu: DressxEmulator,
+) -> None:
+    """DRESSX has no free endpoint: the check proves the key is set and that a request to the
+    public URL comes back to this computer's local server, as the result webhook must."""
+    good = provider(emu).test_connection()
+    assert good.ok and good.line.startswith("DRESSX is set up: the key is set (DRESSX checks "
+                                            "it with the first order) and http://127.0.0.1:")
+    assert ws.current() is None  # the probe's registration is gone again
+    assert emu.count() == 0  # nothing was ordered, nothing paid
+    dead = provider(emu, public_url="http://127.0.0.1:9").test_connection()
+    assert not dead.ok and dead.line.startswith(
+        "DRESSX's results cannot reach this computer: http://127.0.0.1:9 did not answer")
+    assert "start the tunnel" in dead.line
+    elsewhere = provider(emu, public_url=emu.url).test_connection()  # a tunnel to elsewhere
+    assert not elsewhere.ok and "not from this computer's local server" in elsewhere.line
+    unset = DressxProvider(ProviderConfig(api_base=emu.url, extras={"public_url": PUBLIC}))
+    assert unset.test_connection().line.startswith("DRESSX needs an API key")
+    assert DressxProvider(ProviderConfig(extras={"jobs_at_once": "6"})).max_concurrency == 6
