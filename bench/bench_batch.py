@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import ext_dev  # noqa: E402
-from emulators.meshy import RETEXTURE, MeshyEmulator  # noqa: E402
+from emulators.meshy import BALANCE, RETEXTURE, TASKS, MeshyEmulator  # noqa: E402
 
 JOB_SECONDS = 3.0
 LIMIT = 8
@@ -44,8 +44,8 @@ MAP_SIZE = 1024
 TICK_S = 0.1  # the modal operator's timer interval (0.01 s while it applies results)
 KINDS = {  # request kind -> path pattern at the Meshy emulator
     "create": rf"^{RETEXTURE}$",
-    "status": rf"^{RETEXTURE}/[^/]+$",
-    "balance": r"^/openapi/v1/balance$",
+    "status": rf"^{TASKS}/[^/]+$",
+    "balance": rf"^{BALANCE}$",
     "download": r"^/assets/",
 }
 

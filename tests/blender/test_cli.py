@@ -246,7 +246,7 @@ def test_a_failed_job_exits_1_and_its_reason_is_printed_without_the_key(
 
 def test_the_timeout_cancels_and_exits_1(blender, scene, meshy, capsys) -> None:
     bpy = blender
-    meshy.job_seconds = 30.0
+    meshy.job_seconds, meshy.pending_seconds = 30.0, 30.0  # waiting at Meshy: deleted
     assert cli("--provider", "MESHY", "--prompt", "oak", "--timeout", "1") == 1
     out = capsys.readouterr().out
     assert "[t2t] Timed out after 1 s: canceling the unfinished jobs" in out
@@ -271,3 +271,19 @@ def test_a_cloud_provider_that_cannot_start_is_exit_2(
     captured = capsys.readouterr()
     assert "error: nothing was textured" in captured.err
     assert meshy.count() == 0
+
+
+def test_report_prints_each_failed_jobs_report_without_keys(blender, scene, meshy, capsys,
+                                                            monkeypatch) -> None:
+    monkeypatch.setenv("MESHY_API_KEY", "msy_wrong_SECRET_key_9")
+    assert cli("--provider", "MESHY", "--prompt", "oak", "--objects", "Crate", "Ball",
+               "--report") == 1
+    out = capsys.readouterr().out
+    assert ("[t2t] Textured 0 of 2 object(s) with Meshy — 'Crate': Meshy rejected the API key"
+            in out)
+    for name in ("Crate", "Ball"):
+        assert f"[t2t] --- report of '{name}' (job " in out
+    report = [ln for ln in out.splitlines() if ln.startswith("[t2t] | ")]
+    assert report[0] == "[t2t] | Text to Texture report — job " + report[0].split()[-1]
+    assert any("POST /openapi/v2/retexture → HTTP 401" in ln for ln in report)
+    assert "SECRET" not in out and "data:" not in out

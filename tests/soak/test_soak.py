@@ -39,7 +39,7 @@ from emulators.base import guard_loopback
 from emulators.dressx import CREATE as DRESSX_CREATE
 from emulators.dressx import DressxEmulator
 from emulators.glb import read_glb
-from emulators.meshy import RETEXTURE, MeshyEmulator
+from emulators.meshy import RETEXTURE, TASKS, MeshyEmulator
 from emulators.scenario import TXT2IMG, ScenarioEmulator
 from emulators.triverse import TriverseEmulator
 from t2t_testing import installed
@@ -58,7 +58,7 @@ MAX_FILE_GETS = 3  # each file: the first try and 2 retries of a cut-off transfe
 LOG_PREFIX = "bl_ext.user_default.text_to_texture"
 
 MESHY_CREATE = rf"^{re.escape(RETEXTURE)}$"
-MESHY_STATUS = rf"^{re.escape(RETEXTURE)}/[^/]+$"
+MESHY_STATUS = rf"^{re.escape(TASKS)}/[^/]+$"
 TRIVERSE_CREATE = r"^/tasks/text-to-texture$"
 TRIVERSE_STATUS = r"^/tasks/[0-9a-f-]{36}$"
 DRESSX_CREATE_PATH = rf"^{re.escape(DRESSX_CREATE)}$"
@@ -628,7 +628,7 @@ def _retry_bounds(eng: Any, records: list[Any], emus: dict[str, Any],
             once = job.object_name in fatal.meshy
             counts["creates"] = (meshy_creates[job.object_name], 1 if once else MAX_CREATES)
             if rid:
-                counts["status reads"] = (meshy.count("GET", rf"^{RETEXTURE}/{rid}$"),
+                counts["status reads"] = (meshy.count("GET", rf"^{TASKS}/{rid}$"),
                                           MAX_STATUS_READS)
                 counts["file downloads"] = (meshy.count("GET", rf"^/assets/tasks/{rid}/"),
                                             4 * MAX_FILE_GETS)

@@ -550,13 +550,14 @@ def test_a_full_task_queue_is_waiting_not_failure(tmp_path: Path, journal: Journ
         job = make_job(tmp_path)
         runner = fast_runner(journal)
         runner.start(job, provider(emu))
+        seen: list[tuple[State, str]] = []
         end = time.monotonic() + 10
         while emu.count("POST", "^/tasks/text-to-texture$") < 3 and time.monotonic() < end:
+            seen += [(snap.state, snap.message) for snap in runner.drain()]
             time.sleep(0.01)
-        queued = journal.load(job.id)
-        assert queued is not None and queued.state is State.QUEUED
-        assert queued.message == ("Triverse's task queue for your account is full — this job "
-                                  "waits and is sent when a place frees")
+        assert (State.QUEUED, "Triverse's task queue for your account is full — this job "
+                              "waits and is sent when a place frees") in seen
+        assert not any(state.terminal for state, _ in seen)
         emu.queue_limit = 20  # a slot frees at Triverse
         done = settle(runner, [job.id])[job.id]
         assert done.state is State.READY and len(emu.tasks) == 1 and emu.charged() == 20
