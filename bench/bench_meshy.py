@@ -2,8 +2,9 @@
 
 Figures: status requests per job; wall time for 8 objects vs 1 (the provider's concurrency
 limit in effect); seconds the extension adds beyond the service's own job time. The emulator
-runs every job for a fixed `JOB_SECONDS`; the provider runs with its shipped settings (poll
-every 3 s, at most 4 jobs in flight), so the figures are what an artist would see.
+runs every job for a fixed `JOB_SECONDS`; the provider runs with its shipped settings (API v2,
+polls ramping from 1 s to 3 s, "Jobs at once" 10 on a 10-task plan), so the figures are what an
+artist would see.
 
     .venv/bin/python bench/bench_meshy.py
 """

@@ -95,6 +95,7 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
 
     eng_mod = ext_dev.installed("blender.engine")
     meshy = ext_dev.installed("providers.meshy")
+    contract = ext_dev.installed("providers.meshy.contract")
     registry = ext_dev.installed("providers.registry")
     gen = ext_dev.installed("blender.batch")
     eng_mod.reset_engine()
@@ -109,8 +110,8 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
         fetch = _timed(t, "download", meshy.MeshyProvider.fetch)
 
     registry.PROVIDERS["MESHY"] = Timed
-    data_uri = meshy._data_uri
-    meshy._data_uri = _timed(t, "encode", data_uri)
+    data_uri = contract.glb_base64
+    contract.glb_base64 = _timed(t, "encode", data_uri)
     meshfile = ext_dev.installed("formats.meshfile")
     write_glb = meshfile.write_glb
     meshfile.write_glb = _timed(t, "write", write_glb)
@@ -136,7 +137,7 @@ def one_job(emu: MeshyEmulator) -> dict[str, float]:
                 break
         total = time.perf_counter() - t0
     finally:
-        meshy._data_uri = data_uri
+        contract.glb_base64 = data_uri
         meshfile.write_glb = write_glb
         apply_mod.steps = original_apply
     t["apply"] = sum(d for _, d in applies)

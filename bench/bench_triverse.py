@@ -4,7 +4,7 @@ Figures: requests per job by kind (uploads, presign, create, status, result link
 balance), wall time for 8 objects vs 1, and seconds the extension adds beyond the service's own
 job time, in text mode (upload → presigned URL → text-to-texture) and image-guided mode (two
 uploads → texture-model). The emulator runs every job for a fixed `JOB_SECONDS`; the provider
-runs with its shipped settings (poll every 3 s, at most 4 jobs in flight, at most 10 uploads a
+runs with its shipped settings (poll every 3 s, "Jobs at once" 10, at most 10 uploads a
 minute), so the figures are what an artist would see. Every object has its own mesh; an
 image-guided batch shares one reference image, uploaded once.
 
@@ -35,9 +35,8 @@ from text_to_texture.formats.imagefile import encode_png  # noqa: E402
 from text_to_texture.jobs.job import Job, State, new_job_id  # noqa: E402
 from text_to_texture.jobs.journal import Journal  # noqa: E402
 from text_to_texture.jobs.runner import Runner  # noqa: E402
-from text_to_texture.providers import triverse  # noqa: E402
 from text_to_texture.providers.base import ProviderConfig, TextureRequest  # noqa: E402
-from text_to_texture.providers.triverse import TriverseProvider  # noqa: E402
+from text_to_texture.providers.triverse import TriverseProvider, uploads  # noqa: E402
 
 JOB_SECONDS = 3.0
 MAP_SIZE = 512
@@ -55,8 +54,8 @@ KINDS = {
 def _batch(emu: TriverseEmulator, mode: str, count: int, work: Path) -> dict[str, Any]:
     """Texture `count` objects at once; per-job timings from the runner's own snapshots."""
     emu.reset()
-    triverse._UPLOAD_GATE = triverse._UploadGate()  # each case starts with a fresh minute
-    triverse._UPLOADED = triverse._UploadedFiles()  # and uploads everything anew
+    uploads.UPLOAD_GATE = uploads.UploadGate()  # each case starts with a fresh minute
+    uploads.UPLOADED = uploads.UploadedFiles()  # and uploads everything anew
     runner = Runner(Journal(work / f"journal-{mode}-{count}"))
     ref = work / "ref.png"
     ref.write_bytes(encode_png(np.full((256, 256, 3), 120, np.uint8)))

@@ -30,6 +30,10 @@ BENCHES = [
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
+    ("Requests per job, each provider (emulators, 3 s jobs)", ["bench_requests.py"]),
+    ("Batches sized to the plan: 16 objects, 3 s Meshy jobs, a 10-task plan",
+     ["bench_plan.py"]),
+    ("Test connection against each emulator, good key and wrong key", ["bench_connection.py"]),
 ]
 
 
