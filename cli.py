@@ -67,10 +67,13 @@ exit status:
   2  bad arguments, or nothing could start (no objects, no prompt, provider unavailable
      or not configured)
 
-keys:
+keys and limits:
   API keys come from the add-on preferences or the environment (MESHY_API_KEY, TRIVERSE_API_KEY,
-  DRESSX_API_KEY, SCENARIO_API_KEY/SCENARIO_API_SECRET, ...); they are never printed. Cloud
-  providers need network access: start Blender with --online-mode, e.g.
+  DRESSX_API_KEY, SCENARIO_API_KEY/SCENARIO_API_SECRET, ...); they are never printed. How many
+  jobs of a provider run at once is its "Jobs at once" preference or MESHY_JOBS_AT_ONCE,
+  TRIVERSE_JOBS_AT_ONCE, ... (Meshy: your plan's unfinished tasks, 10 on Pro); a full queue
+  makes jobs wait, never fail. Cloud providers need network access: start Blender with
+  --online-mode, e.g.
     blender --online-mode -b scene.blend --command text_to_texture --provider MESHY ...
 
 example:

@@ -169,12 +169,15 @@ class T2T_PT_jobs(bpy.types.Panel):
 
 def _counts(jobs: bpy.types.bpy_prop_collection) -> str:
     """"2 working · 1 done · 3 queued" for the jobs still in the list."""
-    working = sum(1 for r in jobs if r.state in ACTIVE and r.state != "queued")
+    parked = engine().parked  # results kept for the artist to apply
+    kept = sum(1 for r in jobs if r.state == "ready" and r.job_id in parked)
+    working = sum(1 for r in jobs if r.state in ACTIVE and r.state != "queued") - kept
     queued = sum(1 for r in jobs if r.state == "queued")
     done = sum(1 for r in jobs if r.state == "applied")
     failed = sum(1 for r in jobs if r.state in ("failed", "canceled"))
     parts = [f"{n} {word}" for n, word in ((working, "working"), (queued, "queued"),
-                                            (done, "done"), (failed, "stopped")) if n]
+                                            (kept, "to apply"), (done, "done"),
+                                            (failed, "stopped")) if n]
     return " · ".join(parts)
 
 

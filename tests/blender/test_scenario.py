@@ -78,3 +78,24 @@ def test_several_samples_are_kept_as_variants(blender, scenario) -> None:
     assert mats[0].use_fake_user  # the one no longer shown is kept too
     eng = installed("blender.engine").engine()
     assert installed("blender.apply").use_variant(eng, rec.job_id, 7)
+
+
+def test_a_custom_texture_model_with_its_own_maps_reaches_the_material(
+    blender, scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PATINA-like custom model (read once: type custom) goes through
+    /generate/custom/{id}; the maps it makes itself land on their sockets, with no map job."""
+    bpy = blender
+    monkeypatch.setenv("SCENARIO_MODEL_ID", "model_emulator_patina")
+    crate = add_mesh("cube", "Crate")
+    select(crate)
+    set_prompt("mossy cobblestone", provider="SCENARIO")
+    assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == "applied", rec.message
+    mat = crate.active_material
+    assert fill(linked_image(mat, "Roughness").image)[0] == 255 - smoothness_value(0)
+    assert fill(linked_image(mat, "Metallic").image) == map_fill("texture-metallic", 0)
+    assert scenario.count("POST", "/generate/custom/model_emulator_patina$") == 1
+    assert scenario.count("POST", "/generate/texture") == 0
+    assert scenario.count("POST", "txt2img") == 0
