@@ -199,11 +199,20 @@ class BatchRun:
         return lines
 
 
-def _why(reasons: list[str], shown: int = 3) -> str:
-    """": 'A': why; 'B': why; 'C': why; and 2 more" (or "" when there is nothing to say)."""
+def _why(reasons: list[str], shown: int = 3, each: int = 100) -> str:
+    """" — 'A': why; 'B': why; 'C': why; and 2 more" ("" when there is nothing to say). Each
+    reason is cut to `each` characters so the line stays one readable line; the per-object
+    lines before it say the whole of it."""
     if not reasons:
         return ""
-    text = "; ".join(reasons[:shown])
+    text = "; ".join(_short(r, each) for r in reasons[:shown])
     if len(reasons) > shown:
         text += f"; and {len(reasons) - shown} more"
     return f" — {text}"
+
+
+def _short(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0].rstrip(" ;,—-")
+    return f"{cut}…"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -12,6 +12,7 @@ from ..blender.preflight import online_blocker
 from ..blender.report import report_for
 from ..providers.registry import PROVIDERS
 
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 _ITEMS = [(pid, cls.label, f"Test the {cls.label} settings")
           for pid, cls in PROVIDERS.items() if not cls.offline]
 
@@ -37,7 +38,7 @@ class T2T_OT_test_connection(bpy.types.Operator):
     def _report(self, check: Any) -> None:
         self.report({"INFO" if check.ok else "ERROR"}, check.line)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         problem = online_blocker(self.provider) or connection.start(self.provider)
         if problem:
             self.report({"ERROR"}, problem)
@@ -49,7 +50,7 @@ class T2T_OT_test_connection(bpy.types.Operator):
         self.report({"INFO"}, f"Testing the {PROVIDERS[self.provider].label} connection…")
         return {"FINISHED"}
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if context.window is None or bpy.app.background:
             return self.execute(context)
         problem = online_blocker(self.provider) or connection.start(self.provider)
@@ -61,7 +62,7 @@ class T2T_OT_test_connection(bpy.types.Operator):
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if event.type != "TIMER" or connection.running(self.provider):
             return {"PASS_THROUGH"}
         self._end(context)
@@ -92,7 +93,7 @@ class T2T_OT_copy_report(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         text = report_for(self.job_id)
         if text is None:
             self.report({"ERROR"}, "There is no record of that job any more")

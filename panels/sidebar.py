@@ -6,6 +6,7 @@ Drawing only: nothing here changes data (Blender forbids writes in draw()).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import bpy
 
@@ -157,9 +158,10 @@ class T2T_PT_jobs(bpy.types.Panel):
                     op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
-            if rec.provider != "PROCEDURAL":
+            record: Any = rec
+            if record.provider != "PROCEDURAL":
                 op = box.operator("text_to_texture.copy_report", icon="COPYDOWN")
-                op.job_id = rec.job_id
+                op.job_id = record.job_id
         row = layout.row(align=True)
         active = len(engine().active_ids())
         row.operator("text_to_texture.cancel_all", icon="CANCEL",
@@ -191,9 +193,11 @@ def _focus(jobs: bpy.types.bpy_prop_collection, active: int) -> bpy.types.Proper
     return working[0] if working else selected
 
 
-def _draw_connection(layout: bpy.types.UILayout, provider_id: str) -> None:
+def _draw_connection(layout: bpy.types.UILayout | None, provider_id: str) -> None:
     """Until the chosen provider's settings have worked once this session: a Test Connection
     button, and what the last test said when it failed."""
+    if layout is None:
+        return
     col = layout.column(align=True)
     op = col.operator("text_to_texture.test_connection", icon="LINKED",
                       text="Testing…" if connection.running(provider_id) else "Test Connection")

@@ -390,7 +390,7 @@ def services(blender, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyp
             monkeypatch.setenv(var, value)
     monkeypatch.setenv("DRESSX_PUBLIC_URL", "http://127.0.0.1:{port}")  # stands in for a tunnel
     monkeypatch.setenv("DRESSX_LOCAL_PORT", "0")
-    monkeypatch.setattr(installed("providers.meshy"), "_working_route", {})
+    monkeypatch.setattr(installed("providers.meshy.provider"), "_facts", {})
     _fast(monkeypatch, "MESHY", "meshy", "MeshyProvider")
     _fast(monkeypatch, "TRIVERSE", "triverse", "TriverseProvider", upload_limit=10**4,
           init={"rate_limit_wait": 0.05})
