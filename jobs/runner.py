@@ -29,6 +29,7 @@ from ..providers.base import (
     QueueFull,
     RemoteState,
 )
+from .gate import QUEUE_WAIT_MAX_S, QUEUE_WAIT_S, RECOVER_S, Gate  # (issue 12)
 from .job import Job, State
 from .journal import Journal
 
@@ -46,78 +47,8 @@ MAX_POLL_FAILURES = 5
 JOURNAL_PROGRESS_STEP = 0.1
 
 
-# (issue 12) After a queue-full answer the limit climbs back one job per this many seconds.
-RECOVER_S = 30.0
-# (issue 12) A job refused for a full queue tries again once a job of ours has left the service,
-# or after this wait (doubled per refusal, at most QUEUE_WAIT_MAX_S): other tools of the same
-# account may free slots we cannot see.
-QUEUE_WAIT_S = 5.0
-QUEUE_WAIT_MAX_S = 60.0
-
-
 class _Killed(BaseException):
     """Unwinds a worker of a runner that was killed (tests simulate a crash with it)."""
-
-
-class _Gate:
-    """(issue 12) How many jobs of one provider may have a task at the service at once.
-
-    The ceiling is the artist's "Jobs at once". When the service answers that the account's
-    queue is full, the limit drops to the number of our jobs still there (the rest of the plan
-    is used by something else: another Blender, another tool) and climbs back one job every
-    `recover_s` seconds; the refused job waits for a slot instead of failing.
-    """
-
-    def __init__(self, ceiling: int, recover_s: float) -> None:
-        self.ceiling = max(1, ceiling)
-        self.recover_s = recover_s
-        self.inside = 0  # jobs with a task at the service, or a create on its way
-        self.released = 0  # jobs that left the service so far (a waiting job watches this)
-        self.refusals = 0
-        self._lowered: int | None = None
-        self._refused_at = 0.0
-        self.cond = threading.Condition()
-
-    def limit(self) -> int:
-        """The limit now (read without the lock by the main thread: plain attribute reads)."""
-        lowered = self._lowered
-        if lowered is None:
-            return self.ceiling
-        climbed = lowered + int((time.monotonic() - self._refused_at) / self.recover_s)
-        return min(self.ceiling, climbed)
-
-    def enter(self, token: CancelToken, alive: Callable[[], None], not_before: float = 0.0,
-              after: int = -1) -> None:
-        """Take a slot once one is free; a refused job also waits until `not_before` unless a
-        job left the service after its refusal (`released` > `after`)."""
-        with self.cond:
-            while not (self.inside < self.limit() and (
-                    time.monotonic() >= not_before or self.released > after)):
-                self.cond.wait(0.1)
-                token.check()
-                alive()
-            self.inside += 1
-
-    def take(self) -> None:
-        """A resumed job whose task is already at the service."""
-        with self.cond:
-            self.inside += 1
-
-    def leave(self) -> None:
-        with self.cond:
-            self.inside -= 1
-            self.released += 1
-            self.cond.notify_all()
-
-    def refused(self) -> int:
-        """This job's create was refused (queue full): it leaves without freeing anything; the
-        limit becomes the jobs still inside. Returns `released`, for `enter(after=…)`."""
-        with self.cond:
-            self.inside -= 1
-            self.refusals += 1
-            self._lowered = max(1, min(self.limit(), self.inside))
-            self._refused_at = time.monotonic()
-            return self.released
 
 
 @dataclass
@@ -142,7 +73,7 @@ class Runner:
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
         self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
-        self._gates: dict[str, _Gate] = {}  # (issue 12) provider id -> its adaptive limit
+        self._gates: dict[str, Gate] = {}  # (issue 12) provider id -> its adaptive limit
         self._dead = False
         # Main-thread chores done by a short-lived helper thread, in order: starting worker
         # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
@@ -278,7 +209,7 @@ class Runner:
             self._taken[provider.id] = self._taken.get(provider.id, 0) + 1
             gate = self._gates.get(provider.id)
             if gate is None:
-                self._gates[provider.id] = _Gate(self.ceiling(provider), self.recover_s)
+                self._gates[provider.id] = Gate(self.ceiling(provider), self.recover_s)
             else:  # the artist may have changed "Jobs at once" since the last batch
                 gate.ceiling = self.ceiling(provider)
 

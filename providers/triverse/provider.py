@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -41,7 +40,6 @@ from ...net.http import (
     NO_RETRY,
     PREFS_HINT,
     HttpError,
-    LinkExpired,
     RetryPolicy,
     ServiceHooks,
     Sleeper,
@@ -64,7 +62,7 @@ from ..base import (
     ramped_delay,
 )
 from ..cloud import CloudProvider
-from . import uploads
+from . import results, uploads
 from .contract import (
     DEFAULT_BASE,
     FLOW_IMAGE,
@@ -454,8 +452,9 @@ class TriverseProvider(CloudProvider):
         folder = request.out_dir or "."
         stem = request.file_stem or request.job_id
         progress(0.0, "Downloading the textured model")
-        glb = self._download_result(remote_id, os.path.join(folder, f"{stem}_triverse.glb"),
-                                    cancel)
+        glb = results.download_result(self.client(), remote_id,
+                                      os.path.join(folder, f"{stem}_triverse.glb"),
+                                      self.max_glb_bytes, cancel)
         progress(0.9, "Reading the maps out of the model")
         roles = (BASE_COLOR, METALLIC_ROUGHNESS, NORMAL) if request.enable_pbr else (BASE_COLOR,)
         try:
@@ -473,77 +472,9 @@ class TriverseProvider(CloudProvider):
         progress(1.0, "Maps ready")
         return {**got.paths, RESULT_MESH: glb}
 
-    def _download_result(self, remote_id: str, dest: str, cancel: CancelToken) -> str:
-        """`/tasks/url` gives a (signed) link; an expired link is asked for once more; without
-        that endpoint or link, `/tasks/download` streams the file from the API itself."""
-        client = self.client()
-        for attempt in range(2):
-            url = self._result_url(remote_id, cancel)
-            if not url:
-                break
-            try:
-                return client.download(url, dest, self.max_glb_bytes, cancel, expect="glb",
-                                       what="textured model").path
-            except LinkExpired:
-                if attempt:
-                    log.info("Triverse result link expired twice; downloading through the API")
-        return self._download_direct(remote_id, dest, cancel)
-
-    def _result_url(self, remote_id: str, cancel: CancelToken) -> str:
-        try:
-            answer = self.client().get_json(f"/tasks/url/{remote_id}", cancel, context="task")
-        except HttpError as exc:
-            if exc.status in (404, 405) and envelope_code(exc.body) not in (1006, 4042):
-                log.info("Triverse has no /tasks/url here; using /tasks/download")
-                return ""  # no such route (not Triverse's "no such task" / "no assets")
-            raise
-        # Documented fields inside `data` [I]; tolerated at the top level too, or as a bare URL.
-        data = answer.get("data", answer) if isinstance(answer, dict) else answer
-        url = data if isinstance(data, str) else first_str(
-            unwrap(answer), "download_url", "downloadUrl", "url")
-        if url and url.startswith("/"):
-            url = self.client().url(url)
-        return url
-
-    def _download_direct(self, remote_id: str, dest: str, cancel: CancelToken) -> str:
-        """`GET /tasks/download/{uuid}` needs the key, so it goes through the API session (not
-        streamed: http.py's streaming download never sends credentials)."""
-        resp = self.client().request("GET", f"/tasks/download/{remote_id}", cancel=cancel,
-                                     context="task")
-        data = resp.content
-        if len(data) > self.max_glb_bytes:
-            raise ProviderError(f"The textured model from Triverse is larger than "
-                                f"{self.max_glb_bytes // MB} MB this add-on accepts")
-        if data[:4] != b"glTF":
-            if data[:1] == b"{":
-                unwrap(self.client().json_of(resp))  # a 200 carrying an error envelope
-            raise ProviderError("Triverse sent a textured model that is not a GLB")
-        folder = os.path.dirname(os.path.abspath(dest))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            _unlink(tmp)
-            raise ProviderError(f"Could not save the textured model in {folder}: "
-                                f"{exc.strerror or exc}") from None
-        return dest
-
     # ---- cancel --------------------------------------------------------------------------------
 
     def cancel(self, remote_id: str) -> None:
         """Triverse documents no cancel endpoint: the task runs to its end there (and is
         charged if it succeeds). Only logged; the job is canceled on this side."""
         log.info("Triverse has no cancel endpoint; task %s keeps running at Triverse", remote_id)
-
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
