@@ -10,7 +10,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ..net import local_server
-from . import addon, recovery
+from . import addon, quotes, recovery
 from .drive import ensure_pump, stop_pump
 from .engine import engine, reset_engine
 
@@ -24,6 +24,7 @@ def _on_load_pre(*_args: object) -> None:
     # The jobs belong to the file being closed: stop watching them here (they keep running at
     # the provider and in the journal) and pick them up when that file is opened again.
     reset_engine()
+    quotes.forget()
 
 
 @persistent

@@ -44,6 +44,9 @@ class T2T_JobRecord(bpy.types.PropertyGroup):
     object: PointerProperty(name="Object", type=bpy.types.Object)  # type: ignore[valid-type]
     object_name: StringProperty(name="Object name")  # type: ignore[valid-type]
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
+    # The panel's prompt as written (placeholders and all) when the job used it; "" when the
+    # object or a prompts file gave its own. Recall puts this back rather than the filled one.
+    prompt_template: StringProperty(name="Prompt as written")  # type: ignore[valid-type]
     state: EnumProperty(name="State", items=JOB_STATES, default="queued")  # type: ignore[valid-type]
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
     message: StringProperty(name="Status")  # type: ignore[valid-type]

@@ -1,4 +1,4 @@
-"""What several providers' surfaces share: the reference image, the mesh URL and the price row."""
+"""What several providers' surfaces share: the reference image, and the mesh URL."""
 
 from __future__ import annotations
 
@@ -58,8 +58,3 @@ def draw_reference_image(box: bpy.types.UILayout, settings: Any) -> None:
 def draw_mesh_url(col: bpy.types.UILayout, settings: Any) -> None:
     col.prop(settings, "mesh_url", text="Mesh URL")
 
-
-def draw_price(box: bpy.types.UILayout, settings: Any) -> None:
-    row = box.row(align=True)
-    row.operator("text_to_texture.quote", icon="FUND")
-    row.label(text=settings.quote)

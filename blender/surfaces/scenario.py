@@ -1,5 +1,4 @@
-"""Scenario's surface: variants, tile size, steps, guidance, the active object's tiling and the
-price."""
+"""Scenario's surface: variants, tile size, steps, guidance, and the active object's tiling."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..material import MAPPING_NODE
-from .common import draw_price
 
 SCENE: dict[str, Any] = {
     "scenario_samples": IntProperty(
@@ -52,7 +50,6 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     tiling = _tiling_node(bpy.context.active_object)
     if tiling is not None:
         col.prop(tiling.inputs["Scale"], "default_value", text="Active tiling")
-    draw_price(box, settings)
 
 
 def options(settings: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Triverse's surface: polygon limit, reference image, mesh URL and the price."""
+"""Triverse's surface: polygon limit, reference image and mesh URL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import bpy
 from bpy.props import IntProperty
 
-from .common import OptionsError, common_options, draw_mesh_url, draw_price, draw_reference_image
+from .common import OptionsError, common_options, draw_mesh_url, draw_reference_image
 
 SCENE: dict[str, Any] = {
     "triverse_polygon_limit": IntProperty(
@@ -23,7 +23,6 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     col.prop(settings, "triverse_polygon_limit")
     draw_reference_image(box, settings)
     draw_mesh_url(col, settings)
-    draw_price(box, settings)
     box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
 
 
