@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from .blender import quotes
+from .blender import quotes, recall
 from .blender.batch import BatchRun, plan
 from .blender.drive import run_until
 from .blender.engine import engine
@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pbr", action=argparse.BooleanOptionalAction, default=None,
         help="roughness, metallic and normal maps besides base color (--no-pbr: base color only)",
     )
+    what.add_argument("--add-to-assets", action="store_true",
+                      help="make each applied material an asset (catalog 'Text to Texture/"
+                      "<provider>'); save the file to keep them")
     what.add_argument(
         "--uv-policy", type=str.upper, choices=[p for p, _, _ in UV_POLICIES],
         help="EXISTING_OR_UNWRAP: use the render UV map, unwrap into 'T2T_UV' if there is none; "
@@ -274,6 +277,10 @@ def _run(args: argparse.Namespace) -> int:
     for _level, line in run.report_lines():
         if line not in run.batch.skipped:
             out.line(line)
+    if args.add_to_assets:
+        for job_id, state in zip(run.job_ids, states):
+            if state is State.APPLIED:
+                out.line(recall.add_to_assets(job_id).lstrip("!"))
 
     code = OK if all(s is State.APPLIED for s in states) else FAILED
     if output is None and not args.save:

@@ -19,7 +19,7 @@ from ..formats.meshfile import MeshArrays
 from ..formats.roles import BASE_COLOR, RESULT_MESH, UV_MESH, VARIANT_SEP
 from ..jobs.job import Job, State
 from ..providers.registry import label, provider_class
-from . import addon
+from . import addon, assets
 from .images import load_map
 from .material import (
     MATERIAL_ROLES,
@@ -62,9 +62,25 @@ def steps(eng: Engine, job: Job) -> Iterator[None]:
     if problem:
         eng.fail(job, problem)
         return
+    if assets.auto_enabled():
+        yield  # the preview render is a step of its own
+        _to_library(eng, job)
     job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
     eng.runner.write_later(job)
     eng.sync(job)
+
+
+def _to_library(eng: Engine, job: Job) -> None:
+    """The preference "Add results to the Asset Browser": every material of the job."""
+    rec = eng.record(job.id)
+    if rec is None or rec.material is None:
+        return
+    mats = [v.material for v in rec.variants if v.material is not None] or [rec.material]
+    for mat in mats:
+        problem = assets.mark(mat, rec.prompt, rec.provider)
+        if problem:
+            job.extra["note"] = problem
+            eng.sync(job)
 
 
 def _target(eng: Engine, job: Job, uv_name: str | None = None) -> tuple[Any, Any, str]:

@@ -10,7 +10,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ..net import local_server
-from . import addon, quotes, recovery
+from . import addon, assets, quotes, recovery
 from .drive import ensure_pump, stop_pump
 from .engine import engine, reset_engine
 
@@ -30,6 +30,7 @@ def _on_load_pre(*_args: object) -> None:
 @persistent
 def _on_save_post(*_args: object) -> None:
     engine().note_saved()
+    assets.sync_catalogs()  # assets made before the file had a folder get their catalog now
 
 
 @persistent

@@ -159,6 +159,16 @@ class T2T_PT_jobs(bpy.types.Panel):
                     op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
+            if rec.state in ("applied", "failed", "canceled"):
+                row = box.row(align=True)
+                op = row.operator("text_to_texture.recall", icon="RECOVER_LAST", text="Recall")
+                op.job_id = rec.job_id
+                if rec.material:
+                    asset = rec.material.asset_data is not None
+                    op = row.operator("text_to_texture.add_to_assets", icon="ASSET_MANAGER",
+                                      text="In Assets" if asset else "Add to Assets",
+                                      depress=asset)
+                    op.job_id = rec.job_id
         row = layout.row(align=True)
         active = len(engine().active_ids())
         row.operator("text_to_texture.cancel_all", icon="CANCEL",

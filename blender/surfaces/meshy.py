@@ -8,7 +8,13 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from .common import common_options, draw_mesh_url, draw_reference_image
+from .common import (
+    common_options,
+    draw_mesh_url,
+    draw_reference_image,
+    recall_common,
+    set_choice,
+)
 
 SCENE: dict[str, Any] = {
     "meshy_original_uv": BoolProperty(
@@ -51,3 +57,12 @@ def options(settings: Any) -> dict[str, Any]:
         opts["ai_model"] = settings.meshy_ai_model
     opts["art_style"] = settings.meshy_art_style
     return opts
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    """The inverse of `options`: a journaled request's options back into the panel."""
+    recall_common(settings, options, mesh_url_key="model_url", reference=True)
+    settings.meshy_original_uv = bool(options.get("enable_original_uv", True))
+    set_choice(settings, "meshy_ai_model",
+               options.get("texture_model") or options.get("ai_model"), "latest")
+    set_choice(settings, "meshy_art_style", options.get("art_style"), "realistic")

@@ -70,3 +70,10 @@ def _tiling_node(obj: bpy.types.Object | None) -> bpy.types.Node | None:
     if mat is None or mat.node_tree is None:
         return None
     return mat.node_tree.nodes.get(MAPPING_NODE)
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    settings.scenario_samples = int(options.get("samples", 1))
+    settings.scenario_tile_size = float(options.get("tile_size", 1.0))
+    settings.scenario_steps = int(options.get("steps", 0))
+    settings.scenario_guidance = float(options.get("guidance", 0.0))

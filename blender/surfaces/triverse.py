@@ -7,7 +7,13 @@ from typing import Any
 import bpy
 from bpy.props import IntProperty
 
-from .common import OptionsError, common_options, draw_mesh_url, draw_reference_image
+from .common import (
+    OptionsError,
+    common_options,
+    draw_mesh_url,
+    draw_reference_image,
+    recall_common,
+)
 
 SCENE: dict[str, Any] = {
     "triverse_polygon_limit": IntProperty(
@@ -34,3 +40,8 @@ def options(settings: Any) -> dict[str, Any]:
             raise OptionsError("Triverse's polygon limit is 1,000 to 1,500,000 (0 = no limit)")
         opts["polygon_limit"] = limit
     return opts
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    recall_common(settings, options, mesh_url_key="model_url", reference=True)
+    settings.triverse_polygon_limit = int(options.get("polygon_limit") or 0)

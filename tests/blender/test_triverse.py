@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emulators.base import expected_pixels, marker_pixels
 from emulators.triverse import MR_PIXELS
-from t2t_testing import add_mesh, image_array, installed, linked_image, select, set_prompt
+from t2t_testing import add_mesh, image_array, linked_image, select, set_prompt
 
 
 def center_and_corner(image):  # type: ignore[no-untyped-def]
