@@ -26,7 +26,7 @@ from .blender.drive import run_until
 from .blender.engine import engine
 from .blender.preflight import provider_config
 from .blender.prompts import own_prompt
-from .blender.props import UV_POLICIES
+from .blender.props import UV_POLICIES, settings_of
 from .jobs.job import State
 from .jobs.prompts import ObjectPrompt, PromptError, read_prompts_file
 from .net.redact import redact, secret_forms
@@ -240,7 +240,8 @@ def _window_context() -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     scene = bpy.context.scene
-    settings = scene.text_to_texture
+    assert scene is not None  # a file is open
+    settings = settings_of(scene)
     _apply_settings(settings, args)
     prompts = _read_prompts(args.prompts, scene)
     names = list(args.objects) or ([] if args.collection else list(prompts or {}))

@@ -149,7 +149,7 @@ def batch(scratch: Path, zip_path: Path, count: int) -> None:
           "downloads | other | distinct prompts sent |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, code, wall, process, kinds, distinct, _summary in rows:
-        print(f"| {label} | {code} | {wall:.1f} s | {process:.1f} s | {kinds['create']} | "
+        print(f"| {label} | {code} | {wall:.2f} s | {process:.1f} s | {kinds['create']} | "
               f"{kinds['status']} | {kinds['balance']} | {kinds['download']} | "
               f"{kinds['other']} | {distinct} |")
     print()

@@ -18,6 +18,7 @@ import logging
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import bpy
 import numpy as np
@@ -192,14 +193,16 @@ def _preview(mat: bpy.types.Material) -> None:
         return
     w, h = image.size
     px = np.empty(w * h * 4, dtype=np.float32)
-    image.pixels.foreach_get(px)
+    pixels: Any = image.pixels
+    pixels.foreach_get(px)
     side = 128
     ys = (np.arange(side) * h // side).clip(0, h - 1)
     xs = (np.arange(side) * w // side).clip(0, w - 1)
     small = px.reshape(h, w, 4)[ys][:, xs]
     preview = mat.preview_ensure()
     preview.image_size = (side, side)
-    preview.image_pixels_float.foreach_set(np.ascontiguousarray(small).ravel())
+    target: Any = preview.image_pixels_float
+    target.foreach_set(np.ascontiguousarray(small).ravel())
 
 
 def _has_pixels(preview: bpy.types.ImagePreview) -> bool:
@@ -207,7 +210,8 @@ def _has_pixels(preview: bpy.types.ImagePreview) -> bool:
     if not w or not h:
         return False
     px = np.empty(w * h * 4, dtype=np.float32)
-    preview.image_pixels_float.foreach_get(px)
+    source: Any = preview.image_pixels_float
+    source.foreach_get(px)
     return bool(px[3::4].max() > 0)
 
 

@@ -31,6 +31,7 @@ from .preflight import (
     valid_target,
 )
 from .prompts import ObjectPrompts, PromptError, resolve
+from .props import settings_of
 from .uvs import UVError, ensure_uvs, pick_uv_map, uv_problem
 
 
@@ -108,7 +109,7 @@ def plan(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
     """Which objects would get a job, the request each would send and why the others would
     not: every check made before anything is sent, changing nothing (no UVs are made; with
     `folder` False not even the texture folder is made, for a price)."""
-    settings = scene.text_to_texture
+    settings = settings_of(scene)
     targets = list(objects)
     ready = preflight(settings, targets, folder=folder)
     if isinstance(ready, str):

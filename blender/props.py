@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -108,6 +110,11 @@ for _surface in all_surfaces().values():
     T2T_SceneSettings.__annotations__.update(_surface.SCENE)
 
 classes = (T2T_Variant, T2T_JobRecord, T2T_SceneSettings)
+
+
+def settings_of(scene: Any) -> Any:
+    """A scene's Text to Texture settings (the stubs do not know the attached pointer)."""
+    return scene.text_to_texture
 
 
 def attach() -> None:

@@ -26,6 +26,7 @@ from ..providers.base import Provider
 from ..providers.pricing import BatchPrice, describe, price_batch
 from ..providers.registry import provider_class
 from .batch import Plan, plan
+from .props import settings_of
 from .surfaces import surface
 
 PRICING = "Pricing…"
@@ -40,7 +41,7 @@ _auto_due: set[str] = set()  # scenes with a re-price scheduled
 
 def signature(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]) -> Signature:
     """Everything a price depends on, read cheaply (fine in draw())."""
-    s = scene.text_to_texture
+    s = settings_of(scene)
     extra = tuple(str(getattr(s, name)) for name in surface(s.provider).SCENE)
     objs = tuple(sorted((o.name, str(o.get(PROMPT_PROP, "")), str(o.get(NEGATIVE_PROP, "")))
                         for o in objects))
@@ -65,7 +66,7 @@ def shown(scene: bpy.types.Scene, objects: list[bpy.types.Object]) -> str:
     asking = _asking.get(scene.name)
     if asking is not None and asking[0] == sig:
         return PRICING
-    if objects and publishes_prices(scene.text_to_texture.provider):
+    if objects and publishes_prices(settings_of(scene).provider):
         if scene.name not in _auto_due:
             _auto_due.add(scene.name)
             names = [o.name for o in objects]
@@ -100,7 +101,7 @@ def line(planned: Plan, price: BatchPrice | str) -> str:
 
 def _store(scene: bpy.types.Scene, sig: Signature, text: str) -> None:
     _answers[scene.name] = (sig, text)
-    scene.text_to_texture.quote = text  # saved with the file: the last price seen
+    settings_of(scene).quote = text  # saved with the file: the last price seen
 
 
 def request_quote(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]) -> str:

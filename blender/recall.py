@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import bpy
+from typing import Any
 
 from ..jobs.job import Job
 from ..providers.registry import label, provider_class
 from . import assets
 from .engine import engine
+from .props import settings_of
 from .surfaces import surface
 
 
@@ -16,7 +17,7 @@ def _job(job_id: str) -> Job | None:
     return eng.jobs.get(job_id) or eng.journal.load(job_id)
 
 
-def recall(scene: bpy.types.Scene, job_id: str) -> str:
+def recall(scene: Any, job_id: str) -> str:
     """Put a job's settings back into the panel: provider, prompts (as written in the panel
     when the job used them), seed, resolution, PBR and the provider's options. "" or why not."""
     job = _job(job_id)
@@ -24,7 +25,7 @@ def recall(scene: bpy.types.Scene, job_id: str) -> str:
         return "That job is no longer in the journal"
     if provider_class(job.provider) is None:
         return f"{label(job.provider)} is not available in this version"
-    settings = scene.text_to_texture
+    settings = settings_of(scene)
     rec = engine().record(job_id)
     req = job.request
     settings.provider = job.provider

@@ -25,7 +25,7 @@ def pick_uv_map(mesh: bpy.types.Mesh) -> str:
 
 def uv_problem(obj: bpy.types.Object, policy: str) -> str:
     """"" when `ensure_uvs` would find or make a UV map, else why not; changes nothing."""
-    mesh = obj.data
+    mesh: bpy.types.Mesh = obj.data  # type: ignore[assignment]
     existing = pick_uv_map(mesh)
     if not existing and policy == "EXISTING_ONLY":
         return f"Skipped '{obj.name}': it has no UV map and the UV setting is 'Existing only'"

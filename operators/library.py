@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import StringProperty
 
@@ -18,7 +20,7 @@ class T2T_OT_recall(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[Any]:
         problem = recall.recall(context.scene, self.job_id)
         if problem:
             self.report({"ERROR"}, problem)
@@ -37,7 +39,7 @@ class T2T_OT_add_to_assets(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[Any]:
         line = recall.add_to_assets(self.job_id)
         if line.startswith("!"):
             self.report({"ERROR"}, line[1:])

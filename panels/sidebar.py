@@ -6,6 +6,7 @@ Drawing only: nothing here changes data (Blender forbids writes in draw()).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import bpy
 
@@ -135,7 +136,7 @@ class T2T_PT_jobs(bpy.types.Panel):
         counts = _counts(jobs)
         if counts:
             layout.label(text=counts)
-        rec = _focus(jobs, settings.active_job)
+        rec: Any = _focus(jobs, settings.active_job)
         if rec is not None:
             box = layout.box()
             col = box.column(align=True)
@@ -211,8 +212,7 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
     options.draw(box, col, settings)
 
 
-def _draw_price(layout: bpy.types.UILayout, scene: bpy.types.Scene,
-                objects: list[bpy.types.Object]) -> None:
+def _draw_price(layout: Any, scene: Any, objects: list[bpy.types.Object]) -> None:
     """The price of the selection, under the button: no network here (see `quotes.shown`)."""
     if not objects:
         return
