@@ -26,6 +26,8 @@ class T2T_OT_recall(bpy.types.Operator):
             self.report({"ERROR"}, problem)
             return {"CANCELLED"}
         self.report({"INFO"}, "The job's settings are back in the panel")
+        if context.area is not None:
+            context.area.tag_redraw()
         return {"FINISHED"}
 
 
@@ -45,6 +47,8 @@ class T2T_OT_add_to_assets(bpy.types.Operator):
             self.report({"ERROR"}, line[1:])
             return {"CANCELLED"}
         self.report({"INFO"}, line)
+        if context.area is not None:
+            context.area.tag_redraw()  # the button shows the material is in the assets now
         return {"FINISHED"}
 
 

@@ -87,7 +87,7 @@ def describe(price: BatchPrice) -> str:
     if n == 0:
         return "Nothing to price"
     if price.offline:
-        return f"Free: {objects}, made on this computer"
+        return f"Free: {objects}, offline"
     if price.priced == 0:
         return f"No price from {price.provider} for {objects}"
     known = [c for c in price.each if c is not None]

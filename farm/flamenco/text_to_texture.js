@@ -18,6 +18,14 @@
 // `max_workers` tasks run at once however many Workers the farm has. The job is refused
 // unless jobs_at_once × max_workers ≤ plan_jobs_at_once. Leave room in the plan for the
 // artists' own Blenders.
+//
+// A task exits non-zero when any of its texture jobs failed (its output file is saved anyway,
+// with one line per failure in the task log), so the failure shows in Flamenco. A retry of
+// that task sends all its objects again and a paid provider charges again: keep chunks
+// small, or lower the Manager's task retries for farms that texture with a paid provider.
+// Texture maps are written beside each source file (//textures/), so Workers need write
+// access to the folder. A task runs only once the task before it in its lane completed, so a
+// task that failed for good holds up the rest of its lane until it is requeued.
 
 const PROVIDERS = ["MESHY", "TRIVERSE", "DRESSX", "SCENARIO", "PROCEDURAL"];
 const OFFLINE = new Set(["PROCEDURAL"]);
