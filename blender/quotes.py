@@ -14,6 +14,7 @@ the price button.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -28,6 +29,8 @@ from ..providers.registry import provider_class
 from .batch import Plan, plan
 from .props import settings_of
 from .surfaces import surface
+
+log = logging.getLogger(__name__)
 
 PRICING = "Pricing…"
 
@@ -79,9 +82,15 @@ def shown(scene: bpy.types.Scene, objects: list[bpy.types.Object]) -> str:
 def _auto(scene_name: str, names: list[str]) -> None:
     _auto_due.discard(scene_name)
     scene = bpy.data.scenes.get(scene_name)
-    if scene is not None:
-        request_quote(scene, [o for n in names if (o := bpy.data.objects.get(n)) is not None])
-        _redraw()
+    if scene is None:
+        return
+    objects = [o for n in names if (o := bpy.data.objects.get(n)) is not None]
+    try:
+        request_quote(scene, objects)
+    except Exception:  # the price is a courtesy: a bug here must not retry at every redraw
+        log.exception("Text to Texture: pricing the selection failed")
+        _answers[scene_name] = (signature(scene, objects), "No price (see the console)")
+    _redraw()
 
 
 def price_plan(planned: Plan) -> BatchPrice | str:
