@@ -96,7 +96,7 @@ def child(code: str, env: dict[str, str], timeout: float = 900) -> str:
 
 def zip_size(scratch: Path) -> Path:
     z = ext_dev.build_zip(scratch / "dist")
-    print("## The extension zip\n")
+    print("> The extension zip, as built by Blender's builder\n")
     print("| file | size | entries |\n|---|---:|---:|")
     import zipfile
     n = len(zipfile.ZipFile(z).namelist())
@@ -143,7 +143,8 @@ def batch(scratch: Path, zip_path: Path, count: int) -> None:
     finally:
         emu.stop()
 
-    print(f"## {count} objects, a prompt per object, through the CLI (Meshy emulator, "
+    print(f"> {count} objects, a prompt per object (panel template, 30 t2t_prompt, 20 from a "
+          f"CSV), through the CLI in its own Blender process (Meshy emulator, "
           f"{JOB_SECONDS:g} s jobs, --jobs-at-once {JOBS_AT_ONCE})\n")
     print("| run | exit | command wall | process wall | creates | status | balance | "
           "downloads | other | distinct prompts sent |")
@@ -154,7 +155,7 @@ def batch(scratch: Path, zip_path: Path, count: int) -> None:
               f"{kinds['other']} | {distinct} |")
     print()
     for label, *_rest, summary in rows:
-        print(f"- {label}: `{summary}`")
+        print(f"> {label}: `{summary}`")
     print()
 
 
@@ -166,14 +167,14 @@ def flamenco(scratch: Path) -> None:
     path = scratch / "flamenco.json"
     path.write_text(json.dumps(settings))
     node = shutil.which("node")
-    print("## The Flamenco job compiled for 3 files\n")
+    print("> The Flamenco job compiled for 3 files\n")
     if node is None:
         print("(node is not installed)\n")
         return
     done = subprocess.run([node, str(ROOT / "tests/farm/flamenco_standin.mjs"), str(path)],
                           capture_output=True, text=True, check=True)
     tasks = json.loads(done.stdout)
-    print(f"Settings: `{json.dumps(settings)}`\n")
+    print(f"> Settings: `{json.dumps(settings)}`\n")
     print("| task | type | after | command |\n|---|---|---|---|")
     for t in tasks:
         cmd = " ".join(f'"{a}"' if " " in a else a for a in t["command"][0])

@@ -30,6 +30,8 @@ BENCHES = [
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
+    ("Studio batch: zip size, 100 objects with per-object prompts through the CLI, the "
+     "Flamenco job for 3 files", ["bench_studio.py", "100"]),
 ]
 
 
