@@ -281,7 +281,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.add_to_assets:
         for job_id, state in zip(run.job_ids, states):
             if state is State.APPLIED:
-                out.line(recall.add_to_assets(job_id).lstrip("!"))
+                # The catalog file is written when the file is saved, beside what is saved
+                # (with --output: the copy, not the source).
+                out.line(recall.add_to_assets(job_id, bool(args.save)).lstrip("!"))
 
     code = OK if all(s is State.APPLIED for s in states) else FAILED
     if output is None and not args.save:

@@ -28,9 +28,11 @@ def _on_load_pre(*_args: object) -> None:
 
 
 @persistent
-def _on_save_post(*_args: object) -> None:
+def _on_save_post(*args: object) -> None:
     engine().note_saved()
-    assets.sync_catalogs()  # assets made before the file had a folder get their catalog now
+    # The path just written (a copy's own, with `copy=True`); older Blenders pass none.
+    path = args[0] if args and isinstance(args[0], str) and args[0] else bpy.data.filepath
+    assets.sync_catalogs(path)  # our assets' catalogs, where Blender reads them for that file
 
 
 @persistent

@@ -41,12 +41,13 @@ def recall(scene: Any, job_id: str) -> str:
     return ""
 
 
-def add_to_assets(job_id: str) -> str:
-    """Make a job's material an asset; one line saying where it went, or why not."""
+def add_to_assets(job_id: str, write_catalog: bool = True) -> str:
+    """Make a job's material an asset; one line saying where it went, or why not ("!…")."""
     rec = engine().record(job_id)
     if rec is None or rec.material is None:
         return "!That job has no material (it is not applied, or the material was removed)"
-    problem = assets.mark(rec.material, rec.prompt, rec.provider)
+    problem = assets.mark(rec.material, rec.prompt, rec.provider,
+                          write_catalog=write_catalog)
     if problem:
         return "!" + problem
     return f"'{rec.material.name}' is an asset in {assets.catalog_path(rec.provider)}"

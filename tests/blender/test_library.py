@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from t2t_testing import add_mesh, installed, select, set_prompt
+from t2t_testing import add_mesh, installed, linked_image, select, set_prompt
 
 PROMPT = "weathered bronze with green patina"
 
@@ -53,12 +53,22 @@ def test_a_result_becomes_an_asset_with_tags_preview_and_catalog(
     assert data.description == PROMPT
     path = "Text to Texture/Offline (procedural)"
     assert uuid.UUID(data.catalog_id)  # a real UUID
-    # The preview is the material's own render: coloured in the middle, clear at the corner.
+    # In background mode the preview is the base color map, scaled down (a render would take
+    # seconds per material): the same pixels at the same places.
     w, h = mat.preview.image_size
+    assert (w, h) == (128, 128)
     px = np.empty(w * h * 4, dtype=np.float32)
     mat.preview.image_pixels_float.foreach_get(px)
     px = px.reshape(h, w, 4)
-    assert px[h // 2, w // 2, 3] > 0.9 and px[h // 2, w // 2, :3].max() > 0.05
+    image = linked_image(mat, "Base Color").image
+    iw, ih = image.size
+    src = np.empty(iw * ih * 4, dtype=np.float32)
+    image.pixels.foreach_get(src)
+    src = src.reshape(ih, iw, 4)
+    for y, x in ((0, 0), (64, 64), (100, 17), (127, 127)):
+        assert np.allclose(px[y, x, :3], src[y * ih // 128, x * iw // 128, :3], atol=0.01)
+    assert len({tuple(np.round(px[y, x, :3], 2)) for y in range(0, 128, 16)
+                for x in range(0, 128, 16)}) > 4  # a texture, not one flat colour
     # Unsaved: no folder for the catalog file yet. Saving writes it where Blender reads the
     # "Current File" catalogs: beside the .blend when it is in no asset library.
     blend = tmp_path / "shots" / "scene.blend"
@@ -161,3 +171,28 @@ def test_every_surface_recalls_what_it_gathers(blender, pid: str) -> None:
     settings = bpy.context.scene.text_to_texture
     surface.recall(settings, options)
     assert {k: getattr(settings, k) for k in changes} == before
+
+
+def test_the_cli_adds_results_to_the_assets_of_the_saved_copy(
+    blender, tmp_path: Path, capsys
+) -> None:
+    bpy = blender
+    src = tmp_path / "shots" / "scene.blend"
+    out = tmp_path / "textured" / "scene.blend"
+    src.parent.mkdir()
+    out.parent.mkdir()
+    select(add_mesh("cube", "Crate"))
+    bpy.ops.wm.save_as_mainfile(filepath=str(src))
+    code = installed("cli").main(["--provider", "PROCEDURAL", "--prompt", "mossy stone wall",
+                                  "--add-to-assets", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert ("[t2t] 'T2T Crate' is an asset in Text to Texture/Offline (procedural)"
+            in printed)
+    # The catalog file goes beside the copy, where Blender looks for the copy's catalogs.
+    assert not (src.parent / "blender_assets.cats.txt").exists()
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    data = bpy.data.objects["Crate"].active_material.asset_data
+    assert [t.name for t in data.tags] == ["mossy", "stone", "wall", "Offline (procedural)"]
+    assert catalogs(out.parent / "blender_assets.cats.txt")[data.catalog_id] == \
+        "Text to Texture/Offline (procedural)"
