@@ -61,6 +61,9 @@ TICK_BUDGET_S = 0.001
 IDLE_TICK_S = 0.1
 BUSY_TICK_S = 0.01
 
+# A recovered job of a never-saved file: its maps are kept, the artist chooses where they go.
+PARKED_MESSAGE = "Maps ready: select an object and press Apply to Active"
+
 
 @dataclass
 class TickResult:
@@ -389,11 +392,26 @@ class Engine:
             return
         self.jobs[snap.id] = snap
         result.changed = True
+        if snap.state is State.READY and self._orphaned(snap):
+            # Nothing to apply it to and no Blender work to spread over ticks: parked in the
+            # tick its maps arrive, so a READY orphan never reads as still to be applied.
+            snap.message = PARKED_MESSAGE
+            self.parked.add(snap.id)
+            self._sync_record(snap)
+            self._finished(snap, result)
+            return
         self._sync_record(snap)
         if snap.state is State.READY:
             self.to_apply.append(snap.id)
         elif snap.state.terminal:
             self._finished(snap, result)
+
+    def _orphaned(self, job: Job) -> bool:
+        """Was this job's object in a file that was never saved (adopted by this session)?"""
+        if not job.extra.get("orphan"):
+            return False
+        rec = self.record(job.id)
+        return rec is None or rec.object is None
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
         """Advance the applies a step at a time (each step well under a millisecond or two),
@@ -428,15 +446,7 @@ class Engine:
         result.finished.append(job.id)
 
     def _apply_steps(self, job: Job) -> Iterator[None]:
-        """Apply a READY job, a small step per tick; it ends APPLIED, FAILED or parked."""
-        rec = self.record(job.id)
-        if job.extra.get("orphan") and (rec is None or rec.object is None):
-            # Its object was in a file that was never saved: keep the maps, let the artist
-            # choose where they go.
-            job.message = "Maps ready: select an object and press Apply to Active"
-            self.parked.add(job.id)
-            self._sync_record(job)
-            return
+        """Apply a READY job, a small step per tick; it ends APPLIED or FAILED."""
         problem = yield from self._apply_maps_steps(job)
         if problem:
             self._fail(job, problem)
