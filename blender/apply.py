@@ -49,15 +49,7 @@ def variant_maps(maps: dict[str, str]) -> dict[int, dict[str, str]]:
 
 
 def steps(eng: Engine, job: Job) -> Iterator[None]:
-    """Apply a READY job, a small step per tick; it ends APPLIED, FAILED or parked."""
-    rec = eng.record(job.id)
-    if job.extra.get("orphan") and (rec is None or rec.object is None):
-        # Its object was in a file that was never saved: keep the maps, let the artist
-        # choose where they go.
-        job.message = "Maps ready: select an object and press Apply to Active"
-        eng.parked.add(job.id)
-        eng.sync(job)
-        return
+    """Apply a READY job, a small step per tick; it ends APPLIED or FAILED."""
     problem = yield from _maps_steps(eng, job)
     if problem:
         eng.fail(job, problem)

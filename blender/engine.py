@@ -37,6 +37,9 @@ TICK_BUDGET_S = 0.001
 IDLE_TICK_S = 0.1
 BUSY_TICK_S = 0.01
 
+# A recovered job of a never-saved file: its maps are kept, the artist chooses where they go.
+PARKED_MESSAGE = "Maps ready: select an object and press Apply to Active"
+
 
 @dataclass
 class TickResult:
@@ -164,11 +167,26 @@ class Engine:
             return
         self.jobs[snap.id] = snap
         result.changed = True
+        if snap.state is State.READY and self._orphaned(snap):
+            # Nothing to apply it to and no Blender work to spread over ticks: parked in the
+            # tick its maps arrive, so a READY orphan never reads as still to be applied.
+            snap.message = PARKED_MESSAGE
+            self.parked.add(snap.id)
+            self.sync(snap)
+            self._finished(snap, result)
+            return
         self.sync(snap)
         if snap.state is State.READY:
             self.to_apply.append(snap.id)
         elif snap.state.terminal:
             self._finished(snap, result)
+
+    def _orphaned(self, job: Job) -> bool:
+        """Was this job's object in a file that was never saved (adopted by this session)?"""
+        if not job.extra.get("orphan"):
+            return False
+        rec = self.record(job.id)
+        return rec is None or rec.object is None
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
         """Advance the applies a step at a time (each step well under a millisecond or two),

@@ -79,7 +79,8 @@ from .cloud import CloudProvider
 
 log = logging.getLogger(__name__)
 
-# Guess: the base URL is not published; the result files live on api.dressx.com [docs/providers.md §4.1].
+# Guess: the base URL is not published; the result files live on api.dressx.com
+# [docs/providers.md §4.1].
 DEFAULT_BASE = "https://api.dressx.com"
 CREATE_PATH = "/v2/pipeline/text-to-texture/"  # trailing slash as documented (Django style)
 DEFAULT_TIMEOUT_S = 30 * 60.0  # Guess: no duration is documented

@@ -126,8 +126,8 @@ class MeshyProvider(CloudProvider):
     # artist's other tools; a full queue answers 429 NoMoreConcurrentTasks.
     max_concurrency = 4
     poll_interval = 3.0
-    # A data URI may be at most 100 MB [docs/providers.md §1.2]; base64 grows by 4/3, so the GLB file
-    # may be at most 75 MB. Larger meshes must go as a URL (options["model_url"]).
+    # A data URI may be at most 100 MB [docs/providers.md §1.2]; base64 grows by 4/3, so the GLB
+    # file may be at most 75 MB. Larger meshes must go as a URL (options["model_url"]).
     # A GLB data URI may be 100 MB; with positions, normals, UVs and indices a triangle costs
     # ~40-60 bytes, so 1.5 M triangles is where uploads start to fail.
     max_triangles: ClassVar[int] = 1_500_000

@@ -197,10 +197,28 @@ class _UploadGate:
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[float]] = {}
 
-    def wait_turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
-                  sleep: Sleeper) -> float:
-        """Block until one more upload fits in the window; returns the seconds waited."""
-        waited = 0.0
+    @contextlib.contextmanager
+    def turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
+             sleep: Sleeper) -> Iterator[None]:
+        """Wait until one more upload fits in the window, then hold its place while it is sent.
+
+        The place is dated when the upload has ended: the server counts an upload when it
+        arrives, which can be well after it was started (a large mesh, a busy machine) but
+        never after its answer. Dated at the start, the next window opened too early and its
+        first upload could be refused."""
+        taken = self._wait_turn(key, limit, window, cancel, sleep)
+        try:
+            yield
+        finally:
+            with self._lock:
+                sent = self._sent.setdefault(key, collections.deque())
+                if taken in sent:  # (a place older than the window is gone already)
+                    sent.remove(taken)
+                sent.append(time.monotonic())  # the latest time of all: the order is kept
+
+    def _wait_turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
+                   sleep: Sleeper) -> float:
+        """Block until one more upload fits in the window; returns the time its place got."""
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -209,12 +227,11 @@ class _UploadGate:
                     sent.popleft()
                 if len(sent) < max(1, limit):
                     sent.append(now)
-                    return waited
+                    return now
                 wait = sent[0] + window - now + 0.01
             log.info("Triverse: %d uploads in the last %.0f s; waiting %.1f s", len(sent),
                      window, wait)
             sleep(wait, cancel)
-            waited += wait
 
 
 _UPLOAD_GATE = _UploadGate()
@@ -465,13 +482,13 @@ class TriverseProvider(CloudProvider):
             if known:
                 self._reused_upload = True
                 return known
-            _UPLOAD_GATE.wait_turn(self.base_url, self.upload_limit, self.upload_window, cancel,
-                                   self._sleep or default_sleep)
             client = self.client()
-            resp = client.request(
-                "POST", path, params=params, files={"file": (filename, data, content_type)},
-                cancel=cancel, safe=True, retry=self._upload_retry,
-            )
+            with _UPLOAD_GATE.turn(self.base_url, self.upload_limit, self.upload_window, cancel,
+                                   self._sleep or default_sleep):
+                resp = client.request(
+                    "POST", path, params=params, files={"file": (filename, data, content_type)},
+                    cancel=cancel, safe=True, retry=self._upload_retry,
+                )
             key = _first_str(unwrap(client.json_of(resp)), "file_key", "fileKey", "key")
             if not key:
                 raise ProviderError(f"Triverse took the {what} upload but sent no file key")
