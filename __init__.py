@@ -14,7 +14,7 @@ import bpy
 
 from . import cli, preferences
 from .blender import connection, lifecycle, props
-from .operators import generate, jobs, support
+from .operators import generate, jobs, library, support
 from .panels import sidebar
 
 # The stubs declare this factory as returning None; it returns (register, unregister).
@@ -31,6 +31,7 @@ _register, _unregister = bpy.utils.register_classes_factory(  # type: ignore[fun
         jobs.T2T_OT_quote,
         jobs.T2T_OT_use_variant,
         jobs.T2T_OT_apply_to_active,
+        *library.classes,
         *support.classes,
         *sidebar.classes,
     )

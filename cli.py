@@ -20,12 +20,15 @@ from typing import Any
 
 import bpy
 
-from .blender.batch import BatchRun
+from .blender import quotes, recall
+from .blender.batch import BatchRun, plan
 from .blender.drive import run_until
 from .blender.engine import engine
-from .blender.props import UV_POLICIES
+from .blender.prompts import own_prompt
+from .blender.props import UV_POLICIES, settings_of
 from .blender.report import all_secrets, report_for
 from .jobs.job import State
+from .jobs.prompts import ObjectPrompt, PromptError, read_prompts_file
 from .net.redact import redact
 from .providers.registry import CHOICES, provider_class
 
@@ -44,9 +47,30 @@ the scene's Text to Texture settings; the ones given are written into those sett
 
 EPILOG = """\
 objects:
-  Without --objects/--collection, the objects selected in the saved file are textured.
+  Without --objects/--collection, the objects selected in the saved file are textured (or,
+  with --prompts, the objects the file names).
   --collection takes every mesh in the collection and its child collections. Non-meshes and
   meshes without faces that are named explicitly or selected are skipped with one line each.
+
+prompts per object:
+  A prompt may name the object: {name} (its name, "Old_Barrel.003" -> "Old Barrel"),
+  {collection} (its collections, sorted, comma-separated), {material} (its materials, in slot
+  order, leaving out ones this extension made); an empty one is tidied away; {{ and }} are
+  literal braces. An object's custom properties t2t_prompt / t2t_negative_prompt win over
+  --prompt / --negative-prompt, and --prompts FILE wins over both:
+    JSON  {"Crate": "oak planks", "Barrel": {"prompt": "{name}, iron", "negative_prompt": "rust"}}
+    CSV   object,prompt,negative_prompt   (one object a line; the header line is optional)
+  Every object a prompts file names must exist in the scene.
+
+before spending:
+  --dry-run plans every job (objects, prompts, checks) and prints each object's prompt and
+  the price of the whole batch, then stops: no job is sent and nothing is saved.
+
+farms:
+  --chunk K/N textures the K-th of N equal slices of the chosen objects (in order), so N
+  machines can share one file, each saving its own --output. --jobs-at-once N caps this run's
+  jobs in flight at the provider (it sets <PROVIDER>_JOBS_AT_ONCE): the plan's limit is shared
+  by every machine of the farm. farm/flamenco/ has a Flamenco job type that does both.
 
 saving:
   --output PATH saves the result as a new .blend (texture maps stay in //textures/ beside the
@@ -103,6 +127,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _chunk(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError("must be K/N with 1 <= K <= N, e.g. 2/4")
+    return k, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"blender -b FILE.blend --command {COMMAND}",
@@ -124,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--negative-prompt", metavar="TEXT",
                       help="what the texture should not have")
+    what.add_argument("--prompts", metavar="FILE",
+                      help="a prompt per object: JSON or CSV mapping object names to prompts "
+                      "(see 'prompts per object' below)")
     what.add_argument("--seed", type=_seed, metavar="N",
                       help="same prompt and seed give the same result")
     what.add_argument("--resolution", choices=["1024", "2048", "4096"],
@@ -132,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pbr", action=argparse.BooleanOptionalAction, default=None,
         help="roughness, metallic and normal maps besides base color (--no-pbr: base color only)",
     )
+    what.add_argument("--add-to-assets", action="store_true",
+                      help="make each applied material an asset (catalog 'Text to Texture/"
+                      "<provider>'); save the file to keep them")
     what.add_argument(
         "--uv-policy", type=str.upper, choices=[p for p, _, _ in UV_POLICIES],
         help="EXISTING_OR_UNWRAP: use the render UV map, unwrap into 'T2T_UV' if there is none; "
@@ -156,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         "job): what was sent and what the service answered, without keys — send it to "
         "support when a job fails in a way you cannot explain",
     )
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each object's prompt and the batch's price; send nothing")
+    farm = parser.add_argument_group("farms")
+    farm.add_argument("--chunk", type=_chunk, metavar="K/N",
+                      help="texture only the K-th of N slices of the chosen objects")
+    farm.add_argument("--jobs-at-once", type=_positive, metavar="N",
+                      help="most jobs in flight at the provider during this run")
     return parser
 
 
@@ -196,15 +250,32 @@ def _window_context() -> Iterator[None]:
 
 def _run(args: argparse.Namespace) -> int:
     scene = bpy.context.scene
-    settings = scene.text_to_texture
+    assert scene is not None  # a file is open
+    settings = settings_of(scene)
     _apply_settings(settings, args)
-    if not settings.prompt.strip():
+    prompts = _read_prompts(args.prompts, scene)
+    names = list(args.objects) or ([] if args.collection else list(prompts or {}))
+    objects = select_objects(scene, names, args.collection)
+    if not settings.prompt.strip() and not any(
+            own_prompt(o) or (prompts and prompts.get(o.name, ObjectPrompt()).prompt)
+            for o in objects):
         raise CliError("no prompt: pass --prompt \"…\" (the scene has none saved)")
-    objects = select_objects(scene, args.objects, args.collection)
     output = _output_path(args)
-
     out = _Printer()
-    run = BatchRun(scene, objects)
+    if args.jobs_at_once:
+        _cap_jobs(settings.provider, args.jobs_at_once)
+    if args.chunk:
+        objects = _slice(objects, *args.chunk)
+        out.line(f"Chunk {args.chunk[0]}/{args.chunk[1]}: {len(objects)} object(s)")
+        if not objects:
+            out.line("Nothing to texture in this chunk")
+            if args.dry_run or (output is None and not args.save):
+                return OK
+            return OK if _save(output, out) else FAILED
+    if args.dry_run:
+        return _dry_run(scene, objects, prompts, out)
+
+    run = BatchRun(scene, objects, prompts)
     for line in run.batch.skipped:
         out.line(line)
     if not run.job_ids:
@@ -219,12 +290,69 @@ def _run(args: argparse.Namespace) -> int:
             out.line(line)
     if args.report:
         _print_reports(run, args.report == "all", out)
+    if args.add_to_assets:
+        for job_id, state in zip(run.job_ids, states):
+            if state is State.APPLIED:
+                # The catalog file is written when the file is saved, beside what is saved
+                # (with --output: the copy, not the source).
+                out.line(recall.add_to_assets(job_id, bool(args.save)).lstrip("!"))
 
     code = OK if all(s is State.APPLIED for s in states) else FAILED
     if output is None and not args.save:
         out.line("Not saved (pass --output PATH or --save to keep the result)")
         return code
     return code if _save(output, out) else FAILED
+
+
+def _read_prompts(path: str | None, scene: bpy.types.Scene) -> dict[str, ObjectPrompt] | None:
+    """The prompts file, every object it names checked to exist before anything starts."""
+    if path is None:
+        return None
+    try:
+        prompts = read_prompts_file(path)
+    except PromptError as exc:
+        raise CliError(str(exc)) from None
+    in_scene = {o.name for o in scene.objects}
+    for name in prompts:
+        if name not in in_scene:
+            raise CliError(f"--prompts {Path(path).name}: "
+                           + _not_found("object", name, in_scene, scene))
+    return prompts
+
+
+def _slice(objects: list[bpy.types.Object], k: int, n: int) -> list[bpy.types.Object]:
+    """The K-th of N contiguous, near-equal slices (the same objects on every machine)."""
+    return objects[(k - 1) * len(objects) // n: k * len(objects) // n]
+
+
+def _cap_jobs(provider_id: str, count: int) -> None:
+    """This run's jobs in flight at the provider: the runner's limit, and the environment
+    variable the preferences' "Jobs at once" yields to."""
+    os.environ[f"{provider_id}_JOBS_AT_ONCE"] = str(count)
+    engine().runner.limits[provider_id] = count
+
+
+def _dry_run(scene: bpy.types.Scene, objects: list[bpy.types.Object],
+             prompts: dict[str, ObjectPrompt] | None, out: _Printer) -> int:
+    """Plan and price the batch exactly as a real run would, and send nothing."""
+    planned = plan(scene, objects, prompts, folder=False)
+    for line in planned.skipped:
+        out.line(line)
+    if planned.ready is None or not planned.jobs:
+        raise CliError("nothing would be textured")
+    price = quotes.price_plan(planned)
+    each = price.each if not isinstance(price, str) else [None] * len(planned.jobs)
+    for item, cost in zip(planned.jobs, each):
+        unit = getattr(price, "unit", "credits")
+        cost_text = f" ({cost:g} {unit})" if cost is not None and not getattr(
+            price, "offline", False) else ""
+        neg = (f" / not: \"{item.request.negative_prompt}\""
+               if item.request.negative_prompt else "")
+        out.line(f"'{item.obj.name}': \"{item.request.prompt}\"{neg}{cost_text}")
+    who = type(planned.ready.provider).label
+    out.line(f"Dry run: {len(planned.jobs)} job(s) with {who}: {quotes.line(planned, price)}")
+    out.line("Nothing was sent and nothing was saved")
+    return OK
 
 
 def _apply_settings(settings: Any, args: argparse.Namespace) -> None:

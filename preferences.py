@@ -49,6 +49,11 @@ class T2T_Preferences(bpy.types.AddonPreferences):
         name="Pack images into .blend", default=False,
         description="Pack the maps into the .blend so it can be shared as one file",
     )
+    add_to_assets: BoolProperty(  # type: ignore[valid-type]
+        name="Add results to the Asset Browser", default=False,
+        description="Mark every applied material as an asset (catalog 'Text to Texture/"
+        "<provider>', tags from the prompt, a preview), to drag onto other objects later",
+    )
     keep_days: IntProperty(  # type: ignore[valid-type]
         name="Keep finished jobs (days)", default=14, min=1, max=365,
         description="Finished jobs are dropped from the journal after this many days (checked "
@@ -72,6 +77,7 @@ class T2T_Preferences(bpy.types.AddonPreferences):
         col.prop(self, "default_provider")
         col.prop(self, "texture_folder")
         col.prop(self, "pack_images")
+        col.prop(self, "add_to_assets")
         col.prop(self, "keep_days")
         if not bpy.app.online_access:
             box = layout.box()

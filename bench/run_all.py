@@ -30,6 +30,8 @@ BENCHES = [
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
+    ("Studio batch: zip size, 100 objects with per-object prompts through the CLI, the "
+     "Flamenco job for 3 files", ["bench_studio.py", "100"]),
     ("Requests per job, each provider (emulators, 3 s jobs)", ["bench_requests.py"]),
     ("Batches sized to the plan: 16 objects, 3 s Meshy jobs, a 10-task plan",
      ["bench_plan.py"]),

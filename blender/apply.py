@@ -19,7 +19,7 @@ from ..formats.meshfile import MeshArrays
 from ..formats.roles import BASE_COLOR, RESULT_MESH, UV_MESH, VARIANT_SEP
 from ..jobs.job import Job, State
 from ..providers.registry import label, provider_class
-from . import addon
+from . import addon, assets
 from .images import load_map
 from .material import (
     MATERIAL_ROLES,
@@ -49,30 +49,30 @@ def variant_maps(maps: dict[str, str]) -> dict[int, dict[str, str]]:
 
 
 def steps(eng: Engine, job: Job) -> Iterator[None]:
-    """Apply a READY job, a small step per tick; it ends APPLIED, FAILED or parked."""
-    rec = eng.record(job.id)
-    if job.extra.get("orphan") and (rec is None or rec.object is None):
-        # Its object was in a file that was never saved: keep the maps, let the artist
-        # choose where they go.
-        job.message = "Maps ready: select an object and press Apply to Active"
-        eng.parked.add(job.id)
-        eng.sync(job)
-        return
-    if job.extra.get("kept_unapplied"):
-        # Canceled by the artist, but the service would not stop it (and charged it): its maps
-        # are kept in the job list, and only applied when the artist presses Apply.
-        job.message = (f"{label(job.provider)} finished the job you canceled; its maps are kept "
-                       "— press Apply to use them")
-        eng.parked.add(job.id)
-        eng.sync(job)
-        return
+    """Apply a READY job, a small step per tick; it ends APPLIED or FAILED."""
     problem = yield from _maps_steps(eng, job)
     if problem:
         eng.fail(job, problem)
         return
+    if assets.auto_enabled():
+        yield  # the preview render is a step of its own
+        _to_library(eng, job)
     job.move(State.APPLIED, f"Applied to '{job.object_name}'", 1.0)
     eng.runner.write_later(job)
     eng.sync(job)
+
+
+def _to_library(eng: Engine, job: Job) -> None:
+    """The preference "Add results to the Asset Browser": every material of the job."""
+    rec = eng.record(job.id)
+    if rec is None or rec.material is None:
+        return
+    mats = [v.material for v in rec.variants if v.material is not None] or [rec.material]
+    for mat in mats:
+        problem = assets.mark(mat, rec.prompt, rec.provider)
+        if problem:
+            job.extra["note"] = problem
+            eng.sync(job)
 
 
 def _target(eng: Engine, job: Job, uv_name: str | None = None) -> tuple[Any, Any, str]:

@@ -8,27 +8,53 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
 
 from ..jobs.job import Job, State, new_job_id
+from ..jobs.prompts import ObjectPrompt
 from ..providers.base import Provider, TextureRequest
 from ..providers.registry import label, provider_class
 from . import addon
 from .drive import run_until, tick
 from .engine import engine
 from .images import warm_up
-from .preflight import online_blocker, preflight, provider_config, too_large, valid_target
-from .uvs import UVError, ensure_uvs, pick_uv_map
+from .preflight import (
+    Ready,
+    online_blocker,
+    preflight,
+    provider_config,
+    too_large,
+    valid_target,
+)
+from .prompts import ObjectPrompts, PromptError, resolve
+from .props import settings_of
+from .uvs import UVError, ensure_uvs, pick_uv_map, uv_problem
 
 
 @dataclass
 class Batch:
     job_ids: list[str]
     skipped: list[str]  # one line per object that was not started
+
+
+@dataclass
+class Planned:
+    """An object that would get a job, with the request it would be sent (no mesh yet)."""
+
+    obj: bpy.types.Object
+    prompts: ObjectPrompts
+    request: TextureRequest
+
+
+@dataclass
+class Plan:
+    ready: Ready | None  # None: nothing can start (`skipped` holds the one line why)
+    jobs: list[Planned] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def count_valid(context: bpy.types.Context) -> int:
@@ -46,12 +72,14 @@ def _safe_stem(name: str) -> str:
     return stem[:48]
 
 
-def _new_job(obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir: str) -> Job:
-    job_id = new_job_id()
-    request = TextureRequest(
+def _request(job_id: str, obj: bpy.types.Object, settings: Any, cls: type[Provider],
+             out_dir: str, prompts: ObjectPrompts | None = None) -> TextureRequest:
+    """The request of one object's job: the panel's settings with the object's own prompts."""
+    return TextureRequest(
         job_id=job_id,
-        prompt=settings.prompt.strip(),
-        negative_prompt=settings.negative_prompt.strip(),
+        prompt=prompts.prompt if prompts else settings.prompt.strip(),
+        negative_prompt=(prompts.negative_prompt if prompts
+                         else settings.negative_prompt.strip()),
         seed=int(settings.seed),
         resolution=int(settings.resolution),
         enable_pbr=bool(settings.enable_pbr),
@@ -59,6 +87,12 @@ def _new_job(obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir:
         out_dir=out_dir,
         file_stem=f"{_safe_stem(obj.name)}_{job_id[:6]}",
     )
+
+
+def _new_job(obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir: str,
+             prompts: ObjectPrompts | None = None) -> Job:
+    job_id = new_job_id()
+    request = _request(job_id, obj, settings, cls, out_dir, prompts)
     return Job(
         id=job_id,
         provider=cls.id,
@@ -70,41 +104,78 @@ def _new_job(obj: bpy.types.Object, settings: Any, cls: type[Provider], out_dir:
     )
 
 
-def create_jobs(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]) -> Batch:
-    """One QUEUED, journaled job per valid object; one line per object left out."""
-    eng = engine()
-    settings = scene.text_to_texture
+def plan(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
+         prompts: Mapping[str, ObjectPrompt] | None = None, *, folder: bool = True) -> Plan:
+    """Which objects would get a job, the request each would send and why the others would
+    not: every check made before anything is sent, changing nothing (no UVs are made; with
+    `folder` False not even the texture folder is made, for a price)."""
+    settings = settings_of(scene)
     targets = list(objects)
-    ready = preflight(settings, targets)
+    ready = preflight(settings, targets, folder=folder)
     if isinstance(ready, str):
-        return Batch([], [ready])
-    warm_up(addon.user_dir("cache"))
+        return Plan(None, [], [ready])
     cls = type(ready.provider)
-    batch_id = new_job_id()
-    job_ids: list[str] = []
-    skipped: list[str] = []
-    taken = eng.busy_objects()
+    out = Plan(ready)
+    taken = engine().busy_objects()
     for obj in targets:
         reason = valid_target(obj)
         if not reason and obj.name in taken:
             reason = f"Skipped '{obj.name}': it is already being textured"
         reason = reason or too_large(obj, cls)
-        uv_name = ""
+        if not reason and not (cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW"):
+            reason = uv_problem(obj, settings.uv_policy)
         if not reason:
             try:
-                if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
-                    uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap
-                else:
-                    uv_name = ensure_uvs(obj, settings.uv_policy)
-            except UVError as exc:
+                own = resolve(obj, settings, scene, prompts)
+            except PromptError as exc:
                 reason = str(exc)
+        if not reason:
+            request = _request("plan", obj, settings, cls, ready.out_dir, own)
+            request.options = dict(ready.options)
+            refused = ready.provider.check_request(request)
+            if refused:  # e.g. a prompt too long once {name} is filled in
+                reason = f"Skipped '{obj.name}': {refused}"
         if reason:
-            skipped.append(reason)
+            out.skipped.append(reason)
             continue
         taken.add(obj.name)
-        job = _new_job(obj, settings, cls, ready.out_dir)
+        out.jobs.append(Planned(obj, own, request))
+    return out
+
+
+def create_jobs(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
+                prompts: Mapping[str, ObjectPrompt] | None = None) -> Batch:
+    """One QUEUED, journaled job per valid object; one line per object left out.
+
+    `prompts` (object name -> its prompts, from a prompts file) win over the objects' own
+    `t2t_prompt` properties, which win over the panel's prompts."""
+    eng = engine()
+    settings = scene.text_to_texture
+    planned = plan(scene, objects, prompts)
+    if planned.ready is None:
+        return Batch([], planned.skipped)
+    ready = planned.ready
+    warm_up(addon.user_dir("cache"))
+    cls = type(ready.provider)
+    batch_id = new_job_id()
+    job_ids: list[str] = []
+    skipped = list(planned.skipped)
+    for item in planned.jobs:
+        obj = item.obj
+        try:
+            if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
+                uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap
+            else:
+                uv_name = ensure_uvs(obj, settings.uv_policy)
+        except UVError as exc:
+            skipped.append(str(exc))
+            continue
+        job = _new_job(obj, settings, cls, ready.out_dir, item.prompts)
         job.request.options = dict(ready.options)
         eng.add(scene, job, cls(ready.provider.config), obj, uv_name, batch_id)
+        rec = eng.record(job.id)
+        if rec is not None and item.prompts.source == "panel":
+            rec.prompt_template = item.prompts.template  # what Recall puts back in the panel
         job_ids.append(job.id)
     settings.active_job = len(settings.jobs) - 1
     return Batch(job_ids, skipped)
@@ -133,8 +204,9 @@ def retry(scene: bpy.types.Scene, job_id: str) -> str:
 class BatchRun:
     """One press of the button: the jobs it made, its progress and what to tell the artist."""
 
-    def __init__(self, scene: bpy.types.Scene, objects: Iterable[bpy.types.Object]) -> None:
-        self.batch = create_jobs(scene, list(objects))
+    def __init__(self, scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
+                 prompts: Mapping[str, ObjectPrompt] | None = None) -> None:
+        self.batch = create_jobs(scene, list(objects), prompts)
         self.canceled_by_artist = False
 
     @property
@@ -166,10 +238,13 @@ class BatchRun:
         """(level, line) pairs: skipped objects, jobs that did not apply, then one summary line
         that names the failed objects and why (the first three, then "and N more"): in scripts
         and `blender -b` the summary is what an ERROR report raises."""
-        lines = [("WARNING", s) for s in self.batch.skipped]
-        if not self.job_ids:
-            lines.append(("ERROR", "Nothing was textured" + _why(self.batch.skipped)))
-            return lines
+        skipped = self.batch.skipped
+        if not self.job_ids:  # the summary says the reasons; each is said once
+            each = 300 if len(skipped) == 1 else 100
+            whole = {s for s in skipped[:3] if len(s) <= each}
+            return [*(("WARNING", s) for s in skipped if s not in whole),
+                    ("ERROR", "Nothing was textured" + _why(skipped, each=each))]
+        lines = [("WARNING", s) for s in skipped]
         jobs = engine().jobs
         ended = [jobs[i] for i in self.job_ids if i in jobs]
         states = [j.state for j in ended]

@@ -21,6 +21,7 @@ from ..jobs.job import Job, State
 from ..jobs.journal import Journal
 from ..jobs.runner import Runner
 from ..providers.base import Provider
+from ..providers.registry import label
 from . import addon, apply
 from .mesh_arrays import ExportError, evaluated_arrays
 from .records import RecordIndex
@@ -36,6 +37,9 @@ TICK_BUDGET_S = 0.001
 # instead of steps × the slow interval).
 IDLE_TICK_S = 0.1
 BUSY_TICK_S = 0.01
+
+# A recovered job of a never-saved file: its maps are kept, the artist chooses where they go.
+PARKED_MESSAGE = "Maps ready: select an object and press Apply to Active"
 
 
 @dataclass
@@ -164,11 +168,30 @@ class Engine:
             return
         self.jobs[snap.id] = snap
         result.changed = True
+        kept = snap.state is State.READY and bool(snap.extra.get("kept_unapplied"))
+        if snap.state is State.READY and (kept or self._orphaned(snap)):
+            # Nothing to apply it to and no Blender work to spread over ticks: parked in the
+            # tick its maps arrive, so a READY orphan never reads as still to be applied.
+            # (issue 12) Also a job the artist canceled that the service ran on (and charged):
+            # its maps are kept in the job list, applied only when the artist presses Apply.
+            snap.message = (f"{label(snap.provider)} finished the job you canceled; its maps "
+                            "are kept — press Apply to use them") if kept else PARKED_MESSAGE
+            self.parked.add(snap.id)
+            self.sync(snap)
+            self._finished(snap, result)
+            return
         self.sync(snap)
         if snap.state is State.READY:
             self.to_apply.append(snap.id)
         elif snap.state.terminal:
             self._finished(snap, result)
+
+    def _orphaned(self, job: Job) -> bool:
+        """Was this job's object in a file that was never saved (adopted by this session)?"""
+        if not job.extra.get("orphan"):
+            return False
+        rec = self.record(job.id)
+        return rec is None or rec.object is None
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
         """Advance the applies a step at a time (each step well under a millisecond or two),

@@ -10,7 +10,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ..net import local_server
-from . import addon, recovery
+from . import addon, assets, quotes, recovery
 from .drive import ensure_pump, stop_pump
 from .engine import engine, reset_engine
 
@@ -24,11 +24,15 @@ def _on_load_pre(*_args: object) -> None:
     # The jobs belong to the file being closed: stop watching them here (they keep running at
     # the provider and in the journal) and pick them up when that file is opened again.
     reset_engine()
+    quotes.forget()
 
 
 @persistent
-def _on_save_post(*_args: object) -> None:
+def _on_save_post(*args: object) -> None:
     engine().note_saved()
+    # The path just written (a copy's own, with `copy=True`); older Blenders pass none.
+    path = args[0] if args and isinstance(args[0], str) and args[0] else bpy.data.filepath
+    assets.sync_catalogs(path)  # our assets' catalogs, where Blender reads them for that file
 
 
 @persistent

@@ -12,6 +12,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..jobs.prompts import check_template
 from ..providers.base import Provider, ProviderConfig, TextureRequest
 from ..providers.registry import label, provider_class, resolve_config
 from . import addon
@@ -121,6 +122,10 @@ def preflight(settings: Any, targets: list[bpy.types.Object] | None = None, *,
         return ("A mesh URL stands for one object: select just one, or clear the Mesh URL "
                 "to upload each object")
     out_path = addon.texture_dir()
-    problem = (writable_dir(out_path) if folder else "") or provider.check_request(
-        request_of(settings, options))
+    panel = request_of(settings, options)
+    problem = (check_template(settings.prompt) or check_template(settings.negative_prompt)
+               or (writable_dir(out_path) if folder else ""))
+    if not problem and panel.prompt and "{" not in panel.prompt:
+        # Each object's own prompt is checked again when its job is planned (`batch.plan`).
+        problem = provider.check_request(panel)
     return problem or Ready(provider, options, str(out_path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -44,6 +46,9 @@ class T2T_JobRecord(bpy.types.PropertyGroup):
     object: PointerProperty(name="Object", type=bpy.types.Object)  # type: ignore[valid-type]
     object_name: StringProperty(name="Object name")  # type: ignore[valid-type]
     prompt: StringProperty(name="Prompt")  # type: ignore[valid-type]
+    # The panel's prompt as written (placeholders and all) when the job used it; "" when the
+    # object or a prompts file gave its own. Recall puts this back rather than the filled one.
+    prompt_template: StringProperty(name="Prompt as written")  # type: ignore[valid-type]
     state: EnumProperty(name="State", items=JOB_STATES, default="queued")  # type: ignore[valid-type]
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")  # type: ignore[valid-type]
     message: StringProperty(name="Status")  # type: ignore[valid-type]
@@ -105,6 +110,11 @@ for _surface in all_surfaces().values():
     T2T_SceneSettings.__annotations__.update(_surface.SCENE)
 
 classes = (T2T_Variant, T2T_JobRecord, T2T_SceneSettings)
+
+
+def settings_of(scene: Any) -> Any:
+    """A scene's Text to Texture settings (the stubs do not know the attached pointer)."""
+    return scene.text_to_texture
 
 
 def attach() -> None:

@@ -21,7 +21,7 @@ def resume(eng: Engine) -> list[str]:
     resumed = []
     for scene in bpy.data.scenes:
         for rec in scene.text_to_texture.jobs:
-            if rec.state in ("applied", "failed", "canceled") or rec.job_id in eng.jobs:
+            if State(rec.state).terminal or rec.job_id in eng.jobs:
                 continue
             job = eng.journal.load(rec.job_id)
             if job is None:

@@ -23,16 +23,27 @@ def pick_uv_map(mesh: bpy.types.Mesh) -> str:
     return active.name if active else ""
 
 
+def uv_problem(obj: bpy.types.Object, policy: str) -> str:
+    """"" when `ensure_uvs` would find or make a UV map, else why not; changes nothing."""
+    mesh: bpy.types.Mesh = obj.data  # type: ignore[assignment]
+    existing = pick_uv_map(mesh)
+    if not existing and policy == "EXISTING_ONLY":
+        return f"Skipped '{obj.name}': it has no UV map and the UV setting is 'Existing only'"
+    needs_new = not existing or (policy == "ALWAYS_NEW" and NEW_UV_NAME not in mesh.uv_layers)
+    if needs_new and len(mesh.uv_layers) >= 8:
+        return f"Skipped '{obj.name}': it already has 8 UV maps, the most Blender allows"
+    return ""
+
+
 def ensure_uvs(obj: bpy.types.Object, policy: str) -> str:
     """Return the name of the UV map the maps will use, unwrapping into a new map if allowed."""
     mesh = obj.data
     existing = pick_uv_map(mesh)
     if existing and policy != "ALWAYS_NEW":
         return existing
-    if policy == "EXISTING_ONLY":
-        raise UVError(
-            f"Skipped '{obj.name}': it has no UV map and the UV setting is 'Existing only'"
-        )
+    problem = uv_problem(obj, policy)
+    if problem:
+        raise UVError(problem)
     if NEW_UV_NAME in mesh.uv_layers and policy == "ALWAYS_NEW":
         return NEW_UV_NAME  # a second job on the same mesh reuses the map the first one made
     return unwrap_new(obj, NEW_UV_NAME)

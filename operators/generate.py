@@ -15,6 +15,7 @@ from ..blender.batch import BatchRun, count_busy, count_valid
 from ..blender.drive import ensure_pump
 from ..blender.engine import IDLE_TICK_S
 from ..blender.preflight import online_blocker
+from ..blender.prompts import count_own
 
 
 class T2T_OT_generate(bpy.types.Operator):
@@ -36,7 +37,7 @@ class T2T_OT_generate(bpy.types.Operator):
         if blocker:
             cls.poll_message_set(blocker)
             return False
-        if not settings.prompt.strip():
+        if not settings.prompt.strip() and not count_own(context.selected_objects or []):
             cls.poll_message_set("Type a prompt describing the surface first")
             return False
         if context.mode != "OBJECT":

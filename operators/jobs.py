@@ -99,14 +99,15 @@ class T2T_OT_retry(bpy.types.Operator):
 
 
 class T2T_OT_quote(bpy.types.Operator):
-    """Ask the provider what texturing one object would cost (nothing is charged)"""
+    """Ask the provider what texturing the selected objects would cost (nothing is charged)"""
 
     bl_idname = "text_to_texture.quote"
     bl_label = "Price"
     bl_options = {"INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        problem = quotes.request_quote(context.scene)
+        objects = [o for o in context.selected_objects or [] if o.type == "MESH"]
+        problem = quotes.request_quote(context.scene, objects)
         if problem:
             self.report({"WARNING"}, problem)
             return {"CANCELLED"}

@@ -10,10 +10,11 @@ from typing import Any
 
 import bpy
 
-from ..blender import connection
+from ..blender import connection, quotes
 from ..blender.batch import count_busy, count_valid
 from ..blender.engine import engine
 from ..blender.preflight import online_blocker
+from ..blender.prompts import count_own
 from ..blender.surfaces import surface
 from ..jobs.job import State
 from ..providers.registry import label
@@ -99,6 +100,11 @@ class T2T_PT_texture(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "prompt", text="", icon="TEXT", placeholder="e.g. weathered bronze")
         col.prop(settings, "negative_prompt", text="", icon="REMOVE", placeholder="Negative")
+        selected = list(context.selected_objects or [])
+        own = count_own(selected)
+        if own:
+            col.label(text=f"{own} of {len(selected)} selected have their own prompt",
+                      icon="OBJECT_DATA")
 
         opts = layout.column(align=True)
         opts.use_property_split = True
@@ -116,6 +122,7 @@ class T2T_PT_texture(bpy.types.Panel):
         text = (f"Texturing {busy}… (Esc cancels)" if busy and busy >= n
                 else f"Texture {n - busy} selected")
         row.operator("text_to_texture.generate", icon="TEXTURE", text=text)
+        _draw_price(layout, context.scene, [o for o in selected if o.type == "MESH"])
 
 
 class T2T_PT_jobs(bpy.types.Panel):
@@ -134,7 +141,7 @@ class T2T_PT_jobs(bpy.types.Panel):
         counts = _counts(jobs)
         if counts:
             layout.label(text=counts)
-        rec = _focus(jobs, settings.active_job)
+        rec: Any = _focus(jobs, settings.active_job)
         if rec is not None:
             box = layout.box()
             col = box.column(align=True)
@@ -158,6 +165,16 @@ class T2T_PT_jobs(bpy.types.Panel):
                     op.index = i
             if rec.material:
                 col.label(text=rec.material.name, icon="MATERIAL")
+            if rec.state in ("applied", "failed", "canceled"):
+                row = box.row(align=True)
+                op = row.operator("text_to_texture.recall", icon="RECOVER_LAST", text="Recall")
+                op.job_id = rec.job_id
+                if rec.material:
+                    asset = rec.material.asset_data is not None
+                    op = row.operator("text_to_texture.add_to_assets", icon="ASSET_MANAGER",
+                                      text="In Assets" if asset else "Add to Assets",
+                                      depress=asset)
+                    op.job_id = rec.job_id
             record: Any = rec
             if record.provider != "PROCEDURAL":
                 op = box.operator("text_to_texture.copy_report", icon="COPYDOWN")
@@ -220,6 +237,19 @@ def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyTy
     col.use_property_decorate = False
     col.label(text=f"{label(pid)} options", icon="PREFERENCES")
     options.draw(box, col, settings)
+
+
+def _draw_price(layout: Any, scene: Any, objects: list[bpy.types.Object]) -> None:
+    """The price of the selection, under the button: no network here (see `quotes.shown`)."""
+    if not objects:
+        return
+    text = quotes.shown(scene, objects)
+    row = layout.row(align=True)
+    if text:
+        row.label(text=text, icon="FUND")
+    if not quotes.publishes_prices(scene.text_to_texture.provider):
+        row.operator("text_to_texture.quote", icon="FUND" if not text else "FILE_REFRESH",
+                     text="" if text else "Ask for the price")
 
 
 def _wrap(text: str, width: int) -> list[str]:

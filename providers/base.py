@@ -184,6 +184,12 @@ class Provider:
         "cost_credits" and optionally "available_credits"; None otherwise. Worker thread only."""
         return None
 
+    def price_per_task(self, request: TextureRequest) -> dict | None:
+        """The service's published price of one task like `request`, known without asking it:
+        a dict like `quote`'s ({"cost_credits", "unit", "note"}); None where it is not known
+        (then `quote` is asked). Pure and cheap: called on the main thread for whole batches."""
+        return None
+
     def submit(self, request: TextureRequest, cancel: CancelToken) -> str:
         """Start the remote task; return its id. Called once per job, ever."""
         raise NotImplementedError

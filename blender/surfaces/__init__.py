@@ -1,9 +1,10 @@
 """Each provider's Blender-side surface, one module per provider named after its id: the scene
-settings it adds, its preferences, how the panel draws its options and how they are gathered
-into a request.
+settings it adds, its preferences, how the panel draws its options, how they are gathered
+into a request and how a journaled request's options are put back (Recall).
 
 A surface module defines `SCENE` and `PREFS` (property name -> bpy property, added to the scene
-settings and to the add-on preferences), `draw(box, col, settings)` and `options(settings)`.
+settings and to the add-on preferences), `draw(box, col, settings)`, `options(settings)` and
+`recall(settings, options)` (the inverse of `options`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What several providers' surfaces share: the reference image, the mesh URL and the price row."""
+"""What several providers' surfaces share: the reference image, and the mesh URL."""
 
 from __future__ import annotations
 
@@ -51,6 +51,25 @@ def common_options(settings: Any, *, mesh_url_key: str = "", reference: bool = F
     return opts
 
 
+def recall_common(settings: Any, options: dict[str, Any], *, mesh_url_key: str = "",
+                  reference: bool = False) -> None:
+    """Put the shared options of a journaled request back (the inverse of `common_options`)."""
+    if mesh_url_key:
+        settings.mesh_url = str(options.get(mesh_url_key) or "")
+    if reference:
+        path = str(options.get("reference_image_path") or "")
+        image = None
+        if path and Path(path).is_file():
+            image = bpy.data.images.load(path, check_existing=True)
+        settings.reference_image = image
+
+
+def set_choice(settings: Any, prop: str, value: Any, default: str) -> None:
+    """Set an enum to `value` when it is one of its items, else to `default`."""
+    items = {i.identifier for i in settings.bl_rna.properties[prop].enum_items}
+    setattr(settings, prop, str(value) if str(value) in items else default)
+
+
 def draw_reference_image(box: bpy.types.UILayout, settings: Any) -> None:
     box.label(text="Reference image (style to follow):", icon="IMAGE_DATA")
     box.template_ID(settings, "reference_image", open="image.open")
@@ -59,11 +78,6 @@ def draw_reference_image(box: bpy.types.UILayout, settings: Any) -> None:
 def draw_mesh_url(col: bpy.types.UILayout, settings: Any) -> None:
     col.prop(settings, "mesh_url", text="Mesh URL")
 
-
-def draw_price(box: bpy.types.UILayout, settings: Any) -> None:
-    row = box.row(align=True)
-    row.operator("text_to_texture.quote", icon="FUND")
-    row.label(text=settings.quote)
 
 
 def jobs_at_once_pref(label: str, pid: str, default: int, why: str) -> Any:

@@ -8,7 +8,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ...net import local_server
-from .common import common_options, draw_mesh_url, jobs_at_once_pref
+from .common import common_options, draw_mesh_url, jobs_at_once_pref, recall_common
 
 SCENE: dict[str, Any] = {
     "dressx_steps": IntProperty(
@@ -59,3 +59,9 @@ def options(settings: Any) -> dict[str, Any]:
     opts["refine"] = bool(settings.dressx_refine)
     opts["num_inference_steps"] = int(settings.dressx_steps)
     return opts
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    recall_common(settings, options, mesh_url_key="mesh_url")
+    settings.dressx_refine = bool(options.get("refine", False))
+    settings.dressx_steps = int(options.get("num_inference_steps", 20))

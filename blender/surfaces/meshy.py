@@ -8,7 +8,14 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
-from .common import common_options, draw_mesh_url, draw_reference_image, jobs_at_once_pref
+from .common import (
+    common_options,
+    draw_mesh_url,
+    draw_reference_image,
+    jobs_at_once_pref,
+    recall_common,
+    set_choice,
+)
 
 SCENE: dict[str, Any] = {
     "meshy_original_uv": BoolProperty(
@@ -46,3 +53,11 @@ def options(settings: Any) -> dict[str, Any]:
     opts["enable_original_uv"] = bool(settings.meshy_original_uv)
     opts["texture_model"] = str(settings.meshy_texture_model)
     return opts
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    """The inverse of `options`: a journaled request's options back into the panel."""
+    recall_common(settings, options, mesh_url_key="model_url", reference=True)
+    settings.meshy_original_uv = bool(options.get("enable_original_uv", True))
+    set_choice(settings, "meshy_texture_model",
+               options.get("texture_model") or options.get("ai_model"), "meshy-7")

@@ -16,3 +16,7 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
 
 def options(settings: Any) -> dict[str, Any]:
     return {}
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    """Nothing to put back: the offline provider has no options."""

@@ -1,5 +1,4 @@
-"""Scenario's surface: variants, tile size, steps, guidance, the active object's tiling and the
-price."""
+"""Scenario's surface: variants, tile size, steps, guidance, and the active object's tiling."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..material import MAPPING_NODE
-from .common import draw_price, jobs_at_once_pref
+from .common import jobs_at_once_pref
 
 SCENE: dict[str, Any] = {
     "scenario_samples": IntProperty(
@@ -54,7 +53,6 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     tiling = _tiling_node(bpy.context.active_object)
     if tiling is not None:
         col.prop(tiling.inputs["Scale"], "default_value", text="Active tiling")
-    draw_price(box, settings)
 
 
 def options(settings: Any) -> dict[str, Any]:
@@ -75,3 +73,10 @@ def _tiling_node(obj: bpy.types.Object | None) -> bpy.types.Node | None:
     if mat is None or mat.node_tree is None:
         return None
     return mat.node_tree.nodes.get(MAPPING_NODE)
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    settings.scenario_samples = int(options.get("samples", 1))
+    settings.scenario_tile_size = float(options.get("tile_size", 1.0))
+    settings.scenario_steps = int(options.get("steps", 0))
+    settings.scenario_guidance = float(options.get("guidance", 0.0))

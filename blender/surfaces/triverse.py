@@ -1,4 +1,4 @@
-"""Triverse's surface: polygon limit, reference image, mesh URL and the price."""
+"""Triverse's surface: polygon limit, reference image and mesh URL."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from .common import (
     OptionsError,
     common_options,
     draw_mesh_url,
-    draw_price,
     draw_reference_image,
     jobs_at_once_pref,
+    recall_common,
 )
 
 SCENE: dict[str, Any] = {
@@ -34,7 +34,6 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     col.prop(settings, "triverse_polygon_limit")
     draw_reference_image(box, settings)
     draw_mesh_url(col, settings)
-    draw_price(box, settings)
     box.label(text="Canceling stops the job here, not at Triverse", icon="INFO")
 
 
@@ -46,3 +45,8 @@ def options(settings: Any) -> dict[str, Any]:
             raise OptionsError("Triverse's polygon limit is 1,000 to 1,500,000 (0 = no limit)")
         opts["polygon_limit"] = limit
     return opts
+
+
+def recall(settings: Any, options: dict[str, Any]) -> None:
+    recall_common(settings, options, mesh_url_key="model_url", reference=True)
+    settings.triverse_polygon_limit = int(options.get("polygon_limit") or 0)

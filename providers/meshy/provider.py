@@ -364,6 +364,19 @@ class MeshyProvider(CloudProvider):
                                          what=c.what(role))
         return got.path
 
+    # ---- price (kept self-contained: a published table, no request) -----------------------------
+    # Credits per Retexture task by texture model and resolution: 10 for meshy-7 [docs
+    # providers.md §1.2; C], 15 at 8k [I]. Models not listed have no published price: None.
+    CREDITS: ClassVar[dict[str, dict[str, int]]] = {"meshy-7": {"2k": 10, "4k": 10, "8k": 15}}
+
+    def price_per_task(self, request: TextureRequest) -> dict | None:
+        opts = request.options or {}
+        model = str(opts.get("texture_model") or opts.get("ai_model") or c.DEFAULT_TEXTURE_MODEL)
+        size = c.texture_resolution(request.resolution)
+        credits = self.CREDITS.get(model, {}).get(size)
+        return None if credits is None else {"cost_credits": credits, "unit": "credits",
+                                             "note": f"Meshy's price for {model} at {size}"}
+
     # ---- cancel --------------------------------------------------------------------------------
 
     def cancel(self, remote_id: str) -> None:

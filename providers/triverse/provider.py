@@ -303,14 +303,13 @@ class TriverseProvider(CloudProvider):
             if known:
                 self._reused_upload = True
                 return known
-            uploads.UPLOAD_GATE.wait_turn(self.base_url, self.upload_limit,
-                                          self.upload_window, cancel,
-                                          self._sleep or default_sleep)
             client = self.client()
-            resp = client.request(
-                "POST", path, params=params, files={"file": (filename, data, content_type)},
-                cancel=cancel, safe=True, retry=self._upload_retry,
-            )
+            with uploads.UPLOAD_GATE.turn(self.base_url, self.upload_limit, self.upload_window,
+                                          cancel, self._sleep or default_sleep):
+                resp = client.request(
+                    "POST", path, params=params, files={"file": (filename, data, content_type)},
+                    cancel=cancel, safe=True, retry=self._upload_retry,
+                )
             key = first_str(unwrap(client.json_of(resp)), "file_key", "fileKey", "key")
             if not key:
                 raise ProviderError(f"Triverse took the {what} upload but sent no file key")

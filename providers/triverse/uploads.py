@@ -27,10 +27,28 @@ class UploadGate:
         self._lock = threading.Lock()
         self._sent: dict[str, collections.deque[float]] = {}
 
-    def wait_turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
-                  sleep: Sleeper) -> float:
-        """Block until one more upload fits in the window; returns the seconds waited."""
-        waited = 0.0
+    @contextlib.contextmanager
+    def turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
+             sleep: Sleeper) -> Iterator[None]:
+        """Wait until one more upload fits in the window, then hold its place while it is sent.
+
+        The place is dated when the upload has ended: the server counts an upload when it
+        arrives, which can be well after it was started (a large mesh, a busy machine) but
+        never after its answer. Dated at the start, the next window opened too early and its
+        first upload could be refused."""
+        taken = self._wait_turn(key, limit, window, cancel, sleep)
+        try:
+            yield
+        finally:
+            with self._lock:
+                sent = self._sent.setdefault(key, collections.deque())
+                if taken in sent:  # (a place older than the window is gone already)
+                    sent.remove(taken)
+                sent.append(time.monotonic())  # the latest time of all: the order is kept
+
+    def _wait_turn(self, key: str, limit: int, window: float, cancel: CancelToken | None,
+                   sleep: Sleeper) -> float:
+        """Block until one more upload fits in the window; returns the time its place got."""
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -39,12 +57,11 @@ class UploadGate:
                     sent.popleft()
                 if len(sent) < max(1, limit):
                     sent.append(now)
-                    return waited
+                    return now
                 wait = sent[0] + window - now + 0.01
             log.info("Triverse: %d uploads in the last %.0f s; waiting %.1f s", len(sent),
                      window, wait)
             sleep(wait, cancel)
-            waited += wait
 
 
 UPLOAD_GATE = UploadGate()

@@ -267,6 +267,7 @@ def test_test_connection_says_what_works_and_never_creates_a_task(
 def test_jobs_at_once_is_a_preference_and_a_variable(blender, meshy, t2t,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     bpy = blender
+    monkeypatch.delenv("MESHY_JOBS_AT_ONCE", raising=False)
     prefs = bpy.context.preferences.addons[t2t.__name__].preferences
     preflight = installed("blender.preflight")
     cls = installed("providers.registry").PROVIDERS["MESHY"]

@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from emulators.meshy import RETEXTURE, MeshyEmulator
+from t2t_testing import installed
 
 CHILD = Path(__file__).with_name("restart_child.py")
 
@@ -93,3 +96,32 @@ def test_jobs_of_an_unsaved_file_are_recovered_by_the_next_blender(
         assert got["states"] == ["applied", "ready", "ready"]
         assert got["material"].startswith("T2T Suzanne")
         assert len(emu.recorded("POST", RETEXTURE + "$")) == 3  # paid once, recovered
+
+
+def test_recovered_jobs_read_as_parked_in_the_tick_their_maps_arrive(
+    blender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parking a recovered job needs no Blender work, so it never waits for a tick's time
+    budget: the tick that takes in ready maps leaves each job saying what the artist does."""
+    engine_mod = installed("blender.engine")
+    job_mod, base = installed("jobs.job"), installed("providers.base")
+    monkeypatch.setattr(engine_mod, "TICK_BUDGET_S", 0.0)  # no time for anything optional
+    eng = engine_mod.Engine(journal_root=str(tmp_path / "journal"))
+    dead_pid = 2**22 + 1  # above any pid Linux hands out: that Blender is gone
+    for n in range(3):
+        eng.journal.write(job_mod.Job(
+            id=f"orphan{n}", provider="PROCEDURAL", object_name=f"Crate{n}",
+            request=base.TextureRequest(job_id=f"orphan{n}", prompt="rusty iron"),
+            state=job_mod.State.READY, progress=1.0, message="Maps ready", owner_pid=dead_pid,
+        ))
+    try:
+        resumed = installed("blender.recovery").resume(eng)
+        assert sorted(resumed) == ["orphan0", "orphan1", "orphan2"]
+        eng.tick()  # the three READY snapshots arrive in this one tick
+        recs = blender.context.scene.text_to_texture.jobs
+        assert [r.message for r in recs] == [
+            "Maps ready: select an object and press Apply to Active"] * 3
+        assert [r.state for r in recs] == ["ready"] * 3
+        assert eng.active_ids() == []  # parked jobs keep nothing running
+    finally:
+        eng.detach()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emulators.base import expected_pixels, marker_pixels
 from emulators.triverse import MR_PIXELS
-from t2t_testing import add_mesh, image_array, installed, linked_image, select, set_prompt
+from t2t_testing import add_mesh, image_array, linked_image, select, set_prompt
 
 
 def center_and_corner(image):  # type: ignore[no-untyped-def]
@@ -59,9 +59,12 @@ def test_triverse_textures_objects_and_gives_them_its_mesh(blender, triverse) ->
 
 def test_the_price_is_asked_before_submitting(blender, triverse) -> None:
     bpy = blender
+    select(add_mesh("cube", "Crate"), add_mesh("sphere", "Ball", (3, 0, 0)))
     set_prompt("painted steel", provider="TRIVERSE")
     assert bpy.ops.text_to_texture.quote() == {"FINISHED"}
     quote = bpy.context.scene.text_to_texture.quote
-    assert quote.startswith("≈ ") and "credits per object" in quote, quote
+    # The whole selection's price: both jobs ask the same, so Triverse is asked once.
+    assert quote.startswith("≈ ") and "for 2 objects" in quote and "each" in quote, quote
+    assert triverse.count("POST", "/tasks/pricing/quote") == 1
     assert triverse.count("POST", "/tasks/text-to-texture") == 0  # nothing was submitted
-    assert installed("blender.quotes").describe(None) == "No price from this provider"
+    assert len(bpy.context.scene.text_to_texture.jobs) == 0  # no job was made
