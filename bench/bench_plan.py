@@ -38,6 +38,11 @@ OBJECTS = 16
 PLAN = 10
 TARGET = 2.3
 BALANCE = 10**6
+RUNS = 3
+
+
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(rows, key=lambda r: r["wall_s"])[len(rows) // 2]
 
 
 def _batch(emu: MeshyEmulator, work: Path, count: int, jobs_at_once: int,
@@ -91,9 +96,15 @@ def run() -> dict[str, Any]:
         job_seconds=JOB_SECONDS, queue_limit=PLAN, balance=BALANCE, map_size=256,
     ) as emu:
         work = Path(tmp)
-        one = _batch(emu, work, 1, MeshyProvider.max_concurrency)
+        # The shipped case and its baseline are the median of RUNS runs: on a shared two-core
+        # machine one run can lose a poll interval to load.
+        one = _median([_batch(emu, work, 1, MeshyProvider.max_concurrency)
+                       for _ in range(RUNS)])
+        shipped = [_batch(emu, work, OBJECTS, 10) for _ in range(RUNS)]
         rows = [
-            ("shipped (Jobs at once 10)", _batch(emu, work, OBJECTS, 10)),
+            (f"shipped (Jobs at once 10), median of {RUNS} "
+             f"({min(r['wall_s'] for r in shipped):.2f}–{max(r['wall_s'] for r in shipped):.2f}"
+             " s)", _median(shipped)),
             ("old fixed limit of 4", _batch(emu, work, OBJECTS, 4)),
             ("Jobs at once 16, above the plan", _batch(emu, work, OBJECTS, 16)),
             ("10, another tool holds 2 places", _batch(emu, work, OBJECTS, 10, other_tool=2)),
