@@ -2,7 +2,11 @@
 
 Rules it enforces so that no provider module has to remember them:
 
-* HTTPS only, except for loopback (emulators, local tunnels).
+* HTTPS only, except for loopback (emulators, local tunnels); a link a server sent (a map, a
+  model, a redirect) only to a public host, unless the API itself is on this computer
+  (`links.py`).
+* Every request has a total deadline, a cancel cuts it within a fraction of a second, and every
+  answer is read with a cap that counts decoded bytes (`inflight.py`).
 * The API key goes only to the API's own origin, never to a download host or into a message or a
   log line (secrets are redacted even when a server echoes them back).
 * A request that may have created a paid task is never sent twice unless the caller says it is
@@ -16,7 +20,6 @@ Rules it enforces so that no provider module has to remember them:
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import logging
 import os
@@ -32,16 +35,28 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from ..formats import imagefile
-from .errors import CancelToken, ProviderError
+from ..formats import imagefile, limits
+from . import inflight
+from .errors import Canceled, CancelToken, ProviderError, TimedOut
+from .links import is_loopback_host, link_problem
 from .redact import redact, secret_forms
+
+__all__ = ["NO_RETRY", "PREFS_HINT", "Downloaded", "HttpClient", "HttpError", "LinkExpired",
+           "RetryPolicy", "ServiceHooks", "Sleeper", "bearer", "is_loopback_host",
+           "parse_retry_after", "url_problem"]
 
 log = logging.getLogger(__name__)
 
 PREFS_HINT = "Preferences > Add-ons > Text to Texture"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
-_CHUNK = 1 << 18
+# A JSON answer (a task, a status, an error) is kilobytes; a few MB is far beyond any of them.
+MAX_ANSWER_BYTES = 4 << 20
+# Total deadlines, per attempt: an API call has a minute plus the time its upload needs at a slow
+# rate; a download has two minutes plus the time its size needs at that rate.
+API_DEADLINE = 60.0
+DOWNLOAD_DEADLINE = 120.0
+MIN_RATE = 256 * 1024  # bytes per second
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 _MAX_REDIRECTS = 5
 # Statuses worth another try: throttling and server-side trouble. 501 is permanent.
@@ -149,16 +164,6 @@ _EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GLB": ".glb"}
 # --------------------------------------------------------------------------- URL policy
 
 
-def is_loopback_host(host: str) -> bool:
-    host = (host or "").strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def url_problem(url: str, label: str, what: str = "address") -> str:
     """"" if `url` may be used, else one line: HTTPS is required except on loopback."""
     try:
@@ -245,13 +250,19 @@ class HttpClient:
                 f"The {provider_label} API key contains spaces, line breaks or other "
                 f"characters a key cannot have — paste it again in {PREFS_HINT}"
             )
-        self.session = session or requests.Session()
-        self.session.auth = _HeaderAuth(auth_headers, _origin(self.base_url + "/"))
-        self.session.headers["User-Agent"] = user_agent
+        self._origin = _origin(self.base_url + "/")
+        # Links a server sends may point home only when the API itself is at home (emulators).
+        self.loopback_base = is_loopback_host(urlsplit(self.base_url).hostname or "")
+        self.session = session or inflight.watched_session(user_agent)
+        if session is not None:
+            adapter = inflight.WatchedAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = user_agent
+        self.session.auth = _HeaderAuth(auth_headers, self._origin)
         # Result files live on storage hosts (CDNs, signed URLs) that must never see the key.
-        self.download_session = requests.Session()
+        self.download_session = inflight.watched_session(user_agent)
         self.download_session.auth = _NoAuth()
-        self.download_session.headers["User-Agent"] = user_agent
 
     def __repr__(self) -> str:
         return f"HttpClient({self.label}, {_loggable(self.base_url)})"
@@ -264,6 +275,20 @@ class HttpClient:
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    def is_api(self, url: str) -> bool:
+        """True for a URL on the API's own origin (the base URL the artist configured)."""
+        try:
+            return _origin(url) == self._origin
+        except ValueError:
+            return False
+
+    def address_problem(self, url: str, what: str = "result") -> str:
+        """"" if `url` may be fetched: the API's own origin by the base URL's rule, anything
+        else (a link a server sent) only over HTTPS to a public host (`links.link_problem`)."""
+        if self.is_api(url):
+            return url_problem(url, self.label)
+        return link_problem(url, allow_loopback=self.loopback_base, label=self.label, what=what)
 
     # ---- JSON helpers --------------------------------------------------------------------------
 
@@ -295,7 +320,7 @@ class HttpClient:
             return None
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HttpError(
                 f"{self.label} sent an answer that is not JSON (HTTP {resp.status_code}) — "
                 f"check the base URL in {PREFS_HINT}",
@@ -319,13 +344,19 @@ class HttpClient:
         idempotency_key: str | None = None,
         retry: RetryPolicy | None = None,
         context: str = "api",
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
-        """Send one API call and return its 2xx response, or raise `HttpError`.
+        """Send one API call and return its 2xx response (its body read, at most `max_bytes`),
+        or raise `HttpError`.
 
         `safe` says whether sending the call twice is harmless; None derives it from the method
         (POST/PATCH are not). An unsafe call is retried only where the service certainly did not
         act on it: a 429 answer, or a connection that was never made. `context` picks the
         wording of a 404: "task" (a job the service forgot) or anything else (wrong endpoint).
+
+        Each attempt has a total deadline (`API_DEADLINE` plus its upload's time at `MIN_RATE`).
+        `cancel` (or, when None, the token of the job this worker runs) cuts a safe call in
+        flight; an unsafe one is left to finish, so a task it creates is not lost unseen.
         """
         method = method.upper()
         if safe is None:
@@ -336,20 +367,22 @@ class HttpClient:
             safe = True
         policy = retry or self.retry
         url = self.url(path)
-        problem = url_problem(url, self.label)
+        problem = self.address_problem(url, "request")
         if problem:
             raise ProviderError(problem)
         body = None if json_body is None else json.dumps(json_body).encode("utf-8")
         if body is not None:
             extra.setdefault("Content-Type", "application/json")
+        token = cancel if cancel is not None else inflight.job_token()
+        seconds = API_DEADLINE + _upload_size(body, data, files) / MIN_RATE
         attempt, waited, started = 0, 0.0, time.monotonic()
         while True:
-            if cancel is not None:
-                cancel.check()
+            if token is not None:
+                token.check()
             try:
-                resp = self.session.request(
-                    method, url, params=params, data=body if body is not None else data,
-                    files=files, headers=extra, timeout=self.timeout, allow_redirects=False,
+                resp = self._send(
+                    method, url, token, seconds, safe, max_bytes, params=params,
+                    data=body if body is not None else data, files=files, headers=extra,
                 )
             except requests.exceptions.SSLError:
                 # Retrying cannot fix a certificate; usually a proxy or antivirus intercepting.
@@ -385,8 +418,37 @@ class HttpClient:
                 "%s %s %s: %s; retry %d/%d in %.1f s", self.label, method, _loggable(url),
                 self.redact(failure.message), attempt, policy.retries, wait,
             )
-            self.sleep(wait, cancel)
+            self.sleep(wait, token)
             waited += wait
+
+    def _send(self, method: str, url: str, token: CancelToken | None, seconds: float,
+              safe: bool, max_bytes: int, **kw: Any) -> requests.Response:
+        """One attempt: the request and its whole answer, as an exchange the watchdog guards.
+
+        Failures come out as requests' own exceptions (a cut at the total deadline as a
+        `ReadTimeout`), a cancel as `Canceled`/`TimedOut`, an oversized answer as `HttpError`.
+        """
+        with inflight.exchange(token, seconds, interruptible=safe,
+                               public_only=not (self.loopback_base or self.is_api(url))) as ex:
+            try:
+                resp = self.session.request(method, url, stream=True, timeout=self.timeout,
+                                            allow_redirects=False, **kw)
+                with resp:
+                    content = inflight.read_capped(resp, max_bytes)
+            except inflight.TooLarge as exc:
+                raise HttpError(
+                    f"{self.label} sent an answer larger than {max_bytes >> 20} MB "
+                    f"({exc.size >> 20} MB or more); it was not read — check the base URL in "
+                    f"{PREFS_HINT}") from None
+            except inflight.LinkRefused as exc:
+                raise ProviderError(f"{self.label}: {exc}; it was not contacted") from None
+            except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
+                _raise_cut(ex)
+                raise _as_requests_error(exc) from None
+            _raise_cut(ex)
+        resp._content = content
+        resp._content_consumed = True
+        return resp
 
     def _server_wait(
         self, resp: requests.Response, body: Any, policy: RetryPolicy, attempt: int
@@ -477,17 +539,23 @@ class HttpClient:
         what: str = "result",
         attempts: int = 3,
         fix_extension: bool = True,
+        with_key: bool = False,
     ) -> Downloaded:
         """Stream `url` to `dest_path` (named by the caller; nothing is taken from the server).
 
-        `expect`: "image" (PNG/JPEG/WEBP by content, not Content-Type), "glb", or None. With
+        `expect`: "image" (PNG/JPEG/WEBP by content, not Content-Type; its size checked
+        against the job's limits before anything decodes it), "glb", or None. With
         `fix_extension`, the suffix of `dest_path` is replaced by the one of the sniffed format
         (a JPEG is never saved as .png). Truncated or dropped transfers are retried `attempts`
         times. A 403/404/410 raises `LinkExpired`: signed URLs expire, and only the provider
         knows how to get fresh ones (by asking for the task again), so it is not retried here.
-        No API key is sent: result files live on storage hosts that must not see it.
+        No API key is sent (result files live on storage hosts that must not see it), unless
+        `with_key` (an API route that streams a file: the key still goes to the API's origin
+        only). `url` may be a path of the API. Every attempt has a total deadline, and
+        `cancel` (or the job's token) cuts it within a fraction of a second.
         """
-        problem = url_problem(url, self.label, f"link for the {what}")
+        url = self.url(url)
+        problem = self.address_problem(url, what)
         if problem:
             raise ProviderError(problem)
         folder = os.path.dirname(os.path.abspath(dest_path))
@@ -496,15 +564,16 @@ class HttpClient:
         except OSError as exc:
             raise ProviderError(f"Could not create the folder {folder}: "
                                 f"{exc.strerror or exc}") from None
+        token = cancel if cancel is not None else inflight.job_token()
         last: HttpError | None = None
         for attempt in range(max(1, attempts)):
-            if cancel is not None:
-                cancel.check()
+            if token is not None:
+                token.check()
             if attempt:
-                self.sleep(self.retry.backoff(attempt - 1), cancel)
+                self.sleep(self.retry.backoff(attempt - 1), token)
             try:
-                return self._download_once(url, dest_path, max_bytes, cancel, expect, what,
-                                           fix_extension)
+                return self._download_once(url, dest_path, max_bytes, token, expect, what,
+                                           fix_extension, with_key)
             except HttpError as exc:
                 if not exc.retryable:
                     raise
@@ -523,17 +592,51 @@ class HttpClient:
         url: str,
         dest_path: str,
         max_bytes: int,
-        cancel: CancelToken | None,
+        token: CancelToken | None,
         expect: str | None,
         what: str,
         fix_extension: bool,
+        with_key: bool,
     ) -> Downloaded:
-        resp = self._open_download(url, what)
+        public_only = not (self.loopback_base or self.is_api(url))
+        with inflight.exchange(token, DOWNLOAD_DEADLINE, public_only=public_only) as ex:
+            try:
+                return self._fetch_to_file(ex, url, dest_path, max_bytes, expect, what,
+                                           fix_extension, with_key)
+            except inflight.LinkRefused as exc:
+                raise ProviderError(f"The {what} link from {self.label} was not fetched: "
+                                    f"{exc}") from None
+            except (ProviderError, requests.RequestException) as exc:
+                if ex.reason == inflight.DEADLINE:
+                    raise HttpError(
+                        f"The {what} download from {self.label} was too slow (not done within "
+                        f"{_duration(ex.deadline - ex.started)}) — try again later") from None
+                _raise_cut(ex)
+                if isinstance(exc, ProviderError):
+                    raise
+                if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+                    raise self._connection_error(exc, True) from None
+                raise HttpError(f"The {what} link from {self.label} cannot be fetched "
+                                f"({type(exc).__name__})") from None
+
+    def _fetch_to_file(
+        self,
+        ex: inflight.Exchange,
+        url: str,
+        dest_path: str,
+        max_bytes: int,
+        expect: str | None,
+        what: str,
+        fix_extension: bool,
+        with_key: bool,
+    ) -> Downloaded:
+        resp = self._open_download(ex, url, what, with_key)
         with resp:
             declared = _content_length(resp)
             encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
             if declared is not None and declared > max_bytes and not encoded:
                 raise HttpError(_too_big(what, self.label, declared, max_bytes))
+            ex.extend(DOWNLOAD_DEADLINE + min(declared or max_bytes, max_bytes) / MIN_RATE)
             folder = os.path.dirname(os.path.abspath(dest_path))
             try:
                 fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
@@ -541,7 +644,8 @@ class HttpClient:
                 raise ProviderError(f"Could not write into {folder}: "
                                     f"{exc.strerror or exc}") from None
             try:
-                size = self._stream(resp, fd, max_bytes, cancel, what, folder)
+                size = self._stream(resp, fd, max_bytes, what, folder)
+                _raise_cut(ex)  # a cut may look like the end of a body without a length
                 if declared is not None and size < declared and not encoded:
                     raise HttpError(f"the {what} arrived incomplete ({size} of {declared} bytes)",
                                     retryable=True)
@@ -560,25 +664,20 @@ class HttpClient:
                 raise
         return Downloaded(final, kind, width, height, size)
 
-    def _open_download(self, url: str, what: str) -> requests.Response:
-        """GET with redirects followed by hand, so each hop is checked for HTTPS."""
+    def _open_download(self, ex: inflight.Exchange, url: str, what: str,
+                       with_key: bool) -> requests.Response:
+        """GET with redirects followed by hand, so each hop is checked against the policy."""
+        session = self.session if with_key else self.download_session
         for _ in range(_MAX_REDIRECTS + 1):
-            try:
-                resp = self.download_session.get(
-                    url, stream=True, timeout=self.timeout, allow_redirects=False,
-                    headers={"Accept-Encoding": "identity"},
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise self._connection_error(exc, True) from None
-            except requests.RequestException as exc:
-                raise HttpError(f"The {what} link from {self.label} cannot be fetched "
-                                f"({type(exc).__name__})") from None
+            resp = session.get(url, stream=True, timeout=self.timeout, allow_redirects=False,
+                               headers={"Accept-Encoding": "identity"})
             if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 url = urljoin(url, resp.headers["Location"])
                 resp.close()
-                problem = url_problem(url, self.label, f"link for the {what}")
+                problem = self.address_problem(url, what)
                 if problem:
                     raise ProviderError(problem)
+                ex.public_only = not (self.loopback_base or self.is_api(url))
                 continue
             if resp.status_code in (403, 404, 410):
                 resp.close()
@@ -596,34 +695,28 @@ class HttpClient:
             return resp
         raise HttpError(f"The {what} link from {self.label} redirects too often")
 
-    def _stream(
-        self, resp: requests.Response, fd: int, max_bytes: int, cancel: CancelToken | None,
-        what: str, folder: str,
-    ) -> int:
+    def _stream(self, resp: requests.Response, fd: int, max_bytes: int, what: str,
+                folder: str) -> int:
         """Copy the body to `fd`; the cap counts decoded bytes, so a compressed bomb is stopped."""
-        size = 0
+        written = [0]
+
+        def sink(piece: bytes) -> None:
+            try:
+                fh.write(piece)
+            except OSError as exc:
+                raise ProviderError(f"Could not save the {what} in {folder}: "
+                                    f"{exc.strerror or exc}") from None
+            written[0] += len(piece)
+
         with os.fdopen(fd, "wb") as fh:
-            chunks = resp.raw.stream(_CHUNK, decode_content=True)
-            while True:
-                try:
-                    chunk = next(chunks, b"")
-                except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError):
-                    raise HttpError(f"the {what} transfer was cut off after {size} bytes",
-                                    retryable=True) from None
-                if not chunk:
-                    return size
-                if cancel is not None:
-                    cancel.check()
-                size += len(chunk)
-                if size > max_bytes:
-                    raise HttpError(_too_big(what, self.label, size, max_bytes))
-                try:
-                    fh.write(chunk)
-                except OSError as exc:
-                    raise ProviderError(
-                        f"Could not save the {what} in {folder}: "
-                        f"{exc.strerror or exc}"
-                    ) from None
+            try:
+                inflight.read_capped(resp, max_bytes, sink)
+            except inflight.TooLarge as exc:
+                raise HttpError(_too_big(what, self.label, exc.size, max_bytes)) from None
+            except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError):
+                raise HttpError(f"the {what} transfer was cut off after {written[0]} bytes",
+                                retryable=True) from None
+        return written[0]
 
     def _verify(self, path: str, expect: str | None, what: str) -> tuple[str, int, int]:
         if expect is None:
@@ -632,11 +725,15 @@ class HttpClient:
             with open(path, "rb") as fh:
                 head = fh.read(12)
             if head[:4] != b"glTF":
-                raise HttpError(f"{self.label} sent a {what} that is not a GLB model")
+                raise HttpError(f"{self.label} sent a {what} that is not a GLB model",
+                                body=_small_json(path))
             return ("GLB", 0, 0)
         info = imagefile.image_info(path)
         if info is None:
             raise HttpError(f"{self.label} sent a {what} that is not an image (PNG, JPEG, WEBP)")
+        problem = limits.current().map_problem(info[1], info[2])
+        if problem:
+            raise HttpError(f"The {what} from {self.label} {problem}")
         return info
 
 
@@ -710,6 +807,54 @@ def _content_length(resp: requests.Response) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _raise_cut(ex: inflight.Exchange) -> None:
+    """Turn a request the watchdog cut into its ending: the job's cancel or deadline, or (its own
+    total deadline) a read timeout the retry logic knows."""
+    if ex.reason == inflight.CANCELED:
+        raise Canceled()
+    if ex.reason == inflight.EXPIRED:
+        raise TimedOut()
+    if ex.reason == inflight.DEADLINE:
+        raise requests.ReadTimeout("the request's total deadline passed")
+
+
+def _as_requests_error(exc: BaseException) -> requests.RequestException:
+    """A failure while reading an answer, as the requests exception the retry logic knows."""
+    if isinstance(exc, requests.RequestException):
+        return exc
+    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        return requests.ReadTimeout(str(exc))
+    return requests.ConnectionError(exc)
+
+
+def _upload_size(*bodies: Any) -> int:
+    """Roughly how many bytes a request sends (JSON, form data, files), for its deadline."""
+    size = 0
+    for body in bodies:
+        if isinstance(body, (bytes, bytearray, str)):
+            size += len(body)
+        elif isinstance(body, Mapping):
+            size += _upload_size(*body.values())
+        elif isinstance(body, (list, tuple)):
+            size += _upload_size(*body)
+    return size
+
+
+def _small_json(path: str) -> Any:
+    """The JSON in a small file (an error envelope where a file was expected), else None."""
+    try:
+        if os.path.getsize(path) > 64 * 1024:
+            return None
+        with open(path, "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _too_big(what: str, label: str, size: int, limit: int) -> str:
