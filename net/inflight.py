@@ -125,7 +125,7 @@ class Exchange:
             self.reason = self.reason or reason
             conns = list(self.conns)
         for conn in conns:
-            _shut(getattr(conn, "sock", None))
+            _shut(_socket_of(conn))
 
     def attach(self, conn: Any) -> None:
         with self.lock:
@@ -133,7 +133,7 @@ class Exchange:
             reason = self.reason
         conn._t2t_exchange = self
         if reason:
-            _shut(getattr(conn, "sock", None))
+            _shut(_socket_of(conn))
 
     def detach(self, conn: Any) -> None:
         with self.lock:
@@ -202,6 +202,12 @@ def _watch_loop() -> None:
         time.sleep(WATCH_INTERVAL)
 
 
+def _socket_of(conn: Any) -> socket.socket | None:
+    """The socket a connection reads from: its own, or (once http.client handed it to a
+    response that closes the connection after it) the one kept when the answer began."""
+    return getattr(conn, "sock", None) or getattr(conn, "_t2t_sock", None)
+
+
 def _shut(sock: socket.socket | None) -> None:
     if sock is None:
         return
@@ -266,6 +272,12 @@ class _Watched:
                 raise LinkRefused(f"the link's host resolves to {problem}")
             raise urllib3.exceptions.ProtocolError("request cut before it was sent")
         return sock
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        # http.client drops `sock` from a connection whose answer closes it, while the answer
+        # is still being read from it: keep it, so a cut can still reach it.
+        self._t2t_sock = getattr(self, "sock", None)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
 
 class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):

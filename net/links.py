@@ -71,12 +71,12 @@ def link_problem(url: str, *, allow_loopback: bool, label: str, what: str) -> st
         return f"The {what} link from {label} is not a web address"
     if allow_loopback and is_loopback_host(host):
         return ""
-    if parts.scheme != "https":
-        return f"The {what} link from {label} is not an https:// address; it was not fetched"
     problem = host_problem(host)
     if problem:
         return (f"The {what} link from {label} points to {problem} ({host}), not to a public "
                 f"host; it was not fetched")
+    if parts.scheme != "https":
+        return f"The {what} link from {label} is not an https:// address; it was not fetched"
     return ""
 
 
