@@ -9,6 +9,7 @@ interrupted while being sent is never re-sent automatically unless the provider 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import sys
@@ -17,7 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..formats import meshfile
+from ..formats import limits, meshfile
+from ..net import inflight
+from ..net.redact import clean_text
 from ..providers.base import (
     RESULT_MESH,
     UV_MESH,
@@ -26,7 +29,9 @@ from ..providers.base import (
     Provider,
     ProviderError,
     RemoteState,
+    TimedOut,
 )
+from .intake import check_map_sizes, facts, limits_of
 from .job import Job, State
 from .journal import Journal
 
@@ -42,6 +47,11 @@ HEAVY_WORK = threading.BoundedSemaphore(1)
 MAX_POLL_FAILURES = 5
 # Progress changes smaller than this are not journaled (they are still shown).
 JOURNAL_PROGRESS_STEP = 0.1
+# A service whose status makes no sense (a word this version does not know, a number, null, a
+# list) this many polls in a row has lost us: the job fails, its remote id kept.
+MAX_UNKNOWN_POLLS = 20
+# A canceled job is shown canceled at once; asking the service to stop it may take this long.
+REMOTE_CANCEL_S = 10.0
 
 
 class _Killed(BaseException):
@@ -283,9 +293,12 @@ class Runner:
             self._wait_for_slot(slot)
             acquired = True
             token.check()
-            self._run(job, provider, token, slot.mesh)
+            with inflight.job_scope(token), limits.use(limits_of(job, slot.mesh)):
+                self._run(job, provider, token, slot.mesh)
         except _Killed:
             pass
+        except TimedOut:
+            self._finish_timed_out(job, provider)
         except Canceled:
             self._finish_canceled(job, provider)
         except ProviderError as exc:
@@ -316,14 +329,45 @@ class Runner:
             pass
 
     def _finish_canceled(self, job: Job, provider: Provider) -> None:
+        """Canceled here at once (the artist sees it now); then, best effort and within
+        `REMOTE_CANCEL_S`, the service is asked to stop the task."""
         if self._dead:
             return
-        if job.remote_id:
-            try:
-                provider.cancel(job.remote_id)
-            except Exception as exc:  # best effort: the job is canceled here either way
-                log.warning("cancel of %s at %s failed: %s", job.id, provider.id, exc)
         self._finish(job, State.CANCELED, "Canceled")
+        if job.remote_id and not self._dead:
+            try:
+                with inflight.deadline_within(REMOTE_CANCEL_S):
+                    provider.cancel(job.remote_id)
+            except Exception as exc:  # best effort: the job is canceled here either way
+                log.warning("cancel of %s at %s failed: %s", job.id, provider.id,
+                            provider.redact(str(exc)))
+
+    def _finish_timed_out(self, job: Job, provider: Provider) -> None:
+        """The job's overall deadline passed: it fails as timed out, its remote id kept so the
+        artist can look it up (the task may still finish and be paid for there)."""
+        if self._dead:
+            return
+        job.extra["timed_out"] = True
+        seconds = provider.timeout_s(job.request.options)
+        if job.remote_id:
+            message = provider.timed_out_message(job.remote_id, seconds)
+        else:
+            message = f"{provider.label} did not take the job in time"
+        self._finish(job, State.FAILED, message)
+        try:
+            provider.abandon(job.remote_id)
+        except Exception as exc:  # housekeeping only
+            log.warning("cleaning up after %s timed out failed: %s", job.id, exc)
+
+    def _arm_deadline(self, job: Job, provider: Provider, token: CancelToken) -> None:
+        """The job's overall deadline counts from when it was sent, across restarts."""
+        seconds = provider.timeout_s(job.request.options)
+        if seconds <= 0:
+            return
+        sent = job.extra.get("submitted_at")
+        if not isinstance(sent, (int, float)) or isinstance(sent, bool):
+            sent = job.created
+        token.set_deadline(time.monotonic() + (float(sent) + seconds - time.time()))
 
     def _run(self, job: Job, provider: Provider, token: CancelToken,
              mesh: meshfile.MeshArrays | None = None) -> None:
@@ -334,9 +378,12 @@ class Runner:
         ):
             if job.state is not State.SUBMITTING:
                 self._move(job, State.SUBMITTING, f"Sending to {provider.label}", 0.0)
+            provider.timeout_s(job.request.options)  # a bad setting is refused before paying
             job.remote_id = provider.submit(job.request, token)
+            job.extra["submitted_at"] = round(time.time(), 3)
             self._move(job, State.RUNNING, f"Submitted to {provider.label}", 0.0)
 
+        self._arm_deadline(job, provider, token)
         provider.restore(job.remote_id, dict(job.extra))
         status = self._watch(job, provider, token)
         self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
@@ -346,8 +393,9 @@ class Runner:
             if self._dead:
                 raise _Killed()
             token.check()
-            job.progress = max(0.0, min(1.0, fraction))
-            job.message = provider.redact(message) or job.message
+            if math.isfinite(fraction):
+                job.progress = max(0.0, min(1.0, fraction))
+            job.message = clean_text(provider.redact(message)) or job.message
             self._post(job, journal=False)
             last[0] = fraction
 
@@ -355,7 +403,8 @@ class Runner:
         if not maps:
             raise ProviderError(f"{provider.label} finished but returned no maps")
         job.maps = dict(maps)
-        job.extra.update(status.extra)
+        job.extra.update(facts(status.extra))
+        check_map_sizes(job.maps, provider.label)
         self._prepare_meshes(job, provider)
         self._move(job, State.READY, "Maps ready", 1.0)
 
@@ -363,6 +412,7 @@ class Runner:
         """Write the arrays the main thread gathered as the file the provider sends."""
         fmt = job.request.mesh_format.upper()
         self._move(job, State.EXPORTING, f"Exporting {fmt}", 0.0)
+        job.extra["sent_triangles"] = len(mesh.corner_verts) // 3
         try:
             with HEAVY_WORK:
                 if fmt == "GLB":
@@ -394,7 +444,7 @@ class Runner:
         return self._meshes.pop((job_id, role), None)  # atomic under the GIL
 
     def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
-        failures = 0
+        failures = unknown = 0
         journaled = job.progress
         started = time.monotonic()
         while True:
@@ -412,9 +462,17 @@ class Runner:
                     ) from exc
                 token.sleep(min(30.0, provider.poll_interval + self.poll_retry_base * 2**failures))
                 continue
-            new_facts = any(job.extra.get(k) != v for k, v in status.extra.items())
+            kept = facts(status.extra)
+            new_facts = any(job.extra.get(k) != v for k, v in kept.items())
             if new_facts:
-                job.extra.update(status.extra)
+                job.extra.update(kept)
+            unknown = unknown + 1 if status.state is RemoteState.UNKNOWN else 0
+            if unknown >= MAX_UNKNOWN_POLLS:
+                raise ProviderError(
+                    f"{provider.label} keeps sending a job status this add-on cannot read "
+                    f"({unknown} times in a row), so it stopped watching; the job may still "
+                    f"finish there — look it up in your {provider.label} account "
+                    f"({provider.shown_id(job.remote_id)})")
             if status.state is RemoteState.SUCCEEDED:
                 return status
             if status.state is RemoteState.FAILED:
@@ -457,3 +515,4 @@ def _yield_cpu() -> None:
 
 def _copy(job: Job) -> Job:
     return Job.from_dict(job.to_dict())
+

@@ -680,17 +680,15 @@ class HttpClient:
                 ex.public_only = not (self.loopback_base or self.is_api(url))
                 continue
             if resp.status_code in (403, 404, 410):
-                resp.close()
                 raise LinkExpired(
                     f"The {what} link from {self.label} has expired (HTTP {resp.status_code})",
-                    status=resp.status_code, retryable=False,
+                    status=resp.status_code, retryable=False, body=_error_body(resp),
                 )
             if resp.status_code >= 300:
                 status = resp.status_code
-                resp.close()
                 raise HttpError(
                     f"{self.label} storage answered HTTP {status} for the {what}",
-                    status=status, retryable=status in _TRANSIENT,
+                    status=status, retryable=status in _TRANSIENT, body=_error_body(resp),
                 )
             return resp
         raise HttpError(f"The {what} link from {self.label} redirects too often")
@@ -840,6 +838,19 @@ def _upload_size(*bodies: Any) -> int:
         elif isinstance(body, (list, tuple)):
             size += _upload_size(*body)
     return size
+
+
+def _error_body(resp: requests.Response) -> Any:
+    """A download's error answer (at most 64 kB of it), as JSON if it is JSON; then closed."""
+    with resp:
+        try:
+            raw = inflight.read_capped(resp, 64 * 1024)
+        except (inflight.TooLarge, urllib3.exceptions.HTTPError, OSError):
+            return None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
 
 
 def _small_json(path: str) -> Any:

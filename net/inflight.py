@@ -39,7 +39,6 @@ from .links import is_public_address
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.1  # how often the watchdog looks: a cancel is felt within about this
-IDLE_EXIT = 2.0  # the watchdog thread ends after this long without a request in flight
 READ_CHUNK = 16 * 1024  # decoded bytes per read: a compressed bomb is checked every few MB
 
 CANCELED = "canceled"  # the artist canceled the job
@@ -164,42 +163,43 @@ def exchange(token: CancelToken | None, seconds: float, *, interruptible: bool =
         yield ex
     finally:
         _current.exchange = outer
-        with _live_lock:
-            _live.discard(ex)
+        _unwatch(ex)
 
 
 def _watch(ex: Exchange) -> None:
     global _watchdog
     with _live_lock:
         _live.add(ex)
-        if _watchdog is None or not _watchdog.is_alive():
+        if _watchdog is None:
             _watchdog = threading.Thread(target=_watch_loop, name="t2t-http-watchdog",
                                          daemon=True)
             _watchdog.start()
+
+
+def _unwatch(ex: Exchange) -> None:
+    with _live_lock:
+        _live.discard(ex)
         _live_lock.notify_all()
 
 
 def _watch_loop() -> None:
+    """Cut what must be cut, a few times a second; end as soon as nothing is in flight (the
+    next request starts a new watchdog), so no thread outlives the requests it guards."""
     global _watchdog
-    idle_since: float | None = None
     while True:
         with _live_lock:
             if not _live:
-                now = time.monotonic()
-                idle_since = idle_since or now
-                if now - idle_since >= IDLE_EXIT:
-                    _watchdog = None
-                    return
-                _live_lock.wait(WATCH_INTERVAL)
-                continue
-            idle_since = None
+                _watchdog = None
+                return
             live = list(_live)
         now = time.monotonic()
         for ex in live:
             reason = ex.reason or ex.why_cut(now)
             if reason:
                 ex.cut(reason)  # again each round: a socket may have appeared since
-        time.sleep(WATCH_INTERVAL)
+        with _live_lock:
+            if _live:
+                _live_lock.wait(WATCH_INTERVAL)
 
 
 def _socket_of(conn: Any) -> socket.socket | None:

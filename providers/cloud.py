@@ -12,6 +12,8 @@ class CloudProvider(Provider):
     """A provider behind `HttpClient`. Subclasses name their documented base URL and, where
     the service differs, their auth headers and error hooks."""
 
+    default_timeout_s = 3600.0  # a cloud job that has not finished within an hour is stuck
+
     def __init__(
         self,
         config: ProviderConfig | None = None,

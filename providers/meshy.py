@@ -48,6 +48,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    fraction,
     ramped_delay,
 )
 from .cloud import CloudProvider
@@ -289,9 +290,9 @@ class MeshyProvider(CloudProvider):
     def _status_of(self, task: dict[str, Any]) -> RemoteStatus:
         raw = str(task.get("status") or "").upper()
         state = _STATES.get(raw)
-        if state is None:  # a status this version does not know: keep watching
-            log.warning("Meshy reported an unknown task status %r", raw)
-            state = RemoteState.RUNNING
+        if state is None:  # a status this version cannot read: watched, counted by the runner
+            log.warning("Meshy reported an unknown task status %r", raw[:40])
+            state = RemoteState.UNKNOWN
         if state is RemoteState.SUCCEEDED:
             # The seed's example says "progress: 1" on a succeeded task: trust the status.
             return RemoteStatus(state, 1.0, maps=_result_links(task))
@@ -451,10 +452,7 @@ def _failure_message(task: dict[str, Any]) -> str:
 
 
 def _progress(value: Any) -> float:
-    try:
-        return max(0.0, min(1.0, float(value) / 100.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return fraction(value, 100.0)  # NaN or a non-number is no progress, never 100 %
 
 
 def _retexture_resolution(pixels: int) -> str:

@@ -459,9 +459,9 @@ class ScenarioProvider(CloudProvider):
     def _image_status(self, job: dict[str, Any], request: TextureRequest) -> RemoteStatus:
         raw = str(job.get("status") or "").strip().lower()
         state = _STATES.get(raw)
-        if state is None:  # a status this version does not know: keep watching
-            log.warning("Scenario reported an unknown job status %r", raw)
-            state = RemoteState.RUNNING
+        if state is None:  # a status this version cannot read: watched, counted by the runner
+            log.warning("Scenario reported an unknown job status %r", raw[:40])
+            state = RemoteState.UNKNOWN
         share = IMAGE_SHARE if request.enable_pbr else 1.0
         if state is RemoteState.SUCCEEDED:
             return RemoteStatus(state, share)
@@ -779,7 +779,7 @@ def _progress(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         return 0.0
-    if math.isnan(number):
+    if not math.isfinite(number):
         return 0.0
     if number > 1.0:
         number /= 100.0

@@ -64,6 +64,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    fraction,
     ramped_delay,
 )
 from .cloud import CloudProvider
@@ -210,7 +211,8 @@ class _UploadGate:
                 if len(sent) < max(1, limit):
                     sent.append(now)
                     return waited
-                wait = sent[0] + window - now + 0.01
+                # The service counts arrivals, we count departures: leave room for latency.
+                wait = sent[0] + window - now + max(0.05, 0.05 * window)
             log.info("Triverse: %d uploads in the last %.0f s; waiting %.1f s", len(sent),
                      window, wait)
             sleep(wait, cancel)
@@ -612,31 +614,16 @@ class TriverseProvider(CloudProvider):
         return url
 
     def _download_direct(self, remote_id: str, dest: str, cancel: CancelToken) -> str:
-        """`GET /tasks/download/{uuid}` needs the key, so it goes through the API session (not
-        streamed: http.py's streaming download never sends credentials)."""
-        resp = self.client().request("GET", f"/tasks/download/{remote_id}", cancel=cancel,
-                                     context="task")
-        data = resp.content
-        if len(data) > self.max_glb_bytes:
-            raise ProviderError(f"The textured model from Triverse is larger than "
-                                f"{self.max_glb_bytes // MB} MB this add-on accepts")
-        if data[:4] != b"glTF":
-            if data[:1] == b"{":
-                unwrap(self.client().json_of(resp))  # a 200 carrying an error envelope
-            raise ProviderError("Triverse sent a textured model that is not a GLB")
-        folder = os.path.dirname(os.path.abspath(dest))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
+        """`GET /tasks/download/{uuid}` needs the key: streamed to the file like any download
+        (capped while it arrives), the key going to the API's own origin only."""
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            _unlink(tmp)
-            raise ProviderError(f"Could not save the textured model in {folder}: "
-                                f"{exc.strerror or exc}") from None
-        return dest
+            return self.client().download(
+                f"/tasks/download/{remote_id}", dest, self.max_glb_bytes, cancel, expect="glb",
+                what="textured model", with_key=True, fix_extension=False).path
+        except HttpError as exc:
+            if isinstance(exc.body, dict):
+                unwrap(exc.body)  # an error envelope (even on a 200): its documented line
+            raise
 
     # ---- cancel --------------------------------------------------------------------------------
 
@@ -708,9 +695,9 @@ def status_of(task: dict[str, Any]) -> RemoteStatus:
     cost = _first_number(task, "cost_credits", "costCredits")
     if cost is not None:
         extra["cost_credits"] = cost
-    if state is None:  # a status this version does not know: keep watching
-        log.warning("Triverse reported an unknown task status %r", raw)
-        state = RemoteState.RUNNING
+    if state is None:  # a status this version cannot read: watched, counted by the runner
+        log.warning("Triverse reported an unknown task status %r", raw[:40])
+        state = RemoteState.UNKNOWN
     if state is RemoteState.SUCCEEDED:
         return RemoteStatus(state, 1.0, extra=extra)
     if state is RemoteState.FAILED:
@@ -760,10 +747,7 @@ def _queue_message(queue: Any) -> str:
 
 
 def _progress(value: Any) -> float:
-    try:
-        return max(0.0, min(1.0, float(value) / 100.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return fraction(value, 100.0)  # NaN or a non-number is no progress, never 100 %
 
 
 def _first_str(data: Any, *names: str) -> str:

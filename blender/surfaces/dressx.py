@@ -35,11 +35,6 @@ PREFS: dict[str, Any] = {
         description="Optional DRESSX coordinator key sent with each job "
         "(DRESSX_COORDINATOR_KEY wins)",
     ),
-    "dressx_timeout_s": IntProperty(
-        name="Give up after", default=1800, min=60, max=24 * 3600, subtype="TIME_ABSOLUTE",
-        description="How long to wait for DRESSX's result before the job ends as timed out "
-        "(its order id is kept to look it up)",
-    ),
 }
 
 

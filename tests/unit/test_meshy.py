@@ -408,7 +408,7 @@ def test_status_is_normalised() -> None:
     assert queued.state is RemoteState.QUEUED and "3 ahead" in queued.message
     running = p._status_of({"status": "IN_PROGRESS", "progress": 97})
     assert running.progress == pytest.approx(0.97) and "finishing" in running.message
-    assert p._status_of({"status": "SOMETHING_NEW"}).state is RemoteState.RUNNING
+    assert p._status_of({"status": "SOMETHING_NEW"}).state is RemoteState.UNKNOWN
     assert p._status_of({"status": "FAILED", "task_error": {"message": ""}}).message
     assert meshy_module._retexture_resolution(1024) == "2k"
     assert meshy_module._retexture_resolution(4096) == "4k"
