@@ -32,7 +32,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
