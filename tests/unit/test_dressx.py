@@ -412,6 +412,19 @@ def test_the_timeout_counts_from_the_submit_and_keeps_the_order(
     assert ws.current() is None
 
 
+def test_the_time_limit_counts_from_when_dressx_took_the_order(
+    emu: DressxEmulator, tmp_path: Path, journal: Journal
+) -> None:
+    """Waiting out 429s on the create is not DRESSX working on the order: a job whose create
+    took two seconds of retries still has its whole limit to get its webhook (the soak's one
+    failure in 34 runs: a job timed out a second after DRESSX took it)."""
+    emu.job_seconds = 0.3
+    emu.fail_next(429, 2, method="POST", path=f"^{CREATE}$", retry_after="1")
+    done = run_one(emu, tmp_path, journal, options={"timeout_s": 1.5})
+    assert done.state is State.READY, done.message
+    assert emu.count("POST") == 3 and emu.webhooks()
+
+
 def test_a_wrong_key_is_one_actionable_line(emu: DressxEmulator, tmp_path: Path,
                                             journal: Journal) -> None:
     job = make_job(tmp_path)
