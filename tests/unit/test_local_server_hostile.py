@@ -224,7 +224,7 @@ def test_one_client_may_hold_only_a_few_requests_at_once(server: LocalServer) ->
         held.append(sock)
     try:
         time.sleep(0.2)
-        status, answer, took = raw_post(server, reg.webhook_token,
+        status, _, took = raw_post(server, reg.webhook_token,
                                         {"X-Forwarded-For": "203.0.113.9",
                                          "Content-Length": str(len(WEBHOOK))}, WEBHOOK)
         assert status == 429 and took < 1.0
