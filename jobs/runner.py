@@ -81,6 +81,7 @@ class Runner:
         self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._dead = False
+        self._detached = False  # the file was closed: workers stop, but journal what they learn
         # Main-thread chores done by a short-lived helper thread, in order: starting worker
         # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
         self._chores: list[Callable[[], None]] = []
@@ -183,6 +184,20 @@ class Runner:
         self.cancel_all()
         self._meshes.clear()
 
+    def detach(self, timeout: float = 3.0) -> None:
+        """Stop watching every job (its file is being closed) without ending any: workers stop
+        at their next step and post nothing more, but what they learn on the way out (the id of
+        a task whose create was in flight) still reaches the journal. Waits up to `timeout` for
+        creates in flight, so the file opened next finds their remote ids."""
+        self._detached = True
+        self.cancel_all()
+        deadline = time.monotonic() + timeout
+        for slot in list(self._slots.values()):
+            if slot.job.state is State.SUBMITTING and slot.thread is not None:
+                slot.thread.join(max(0.0, deadline - time.monotonic()))
+        self._dead = True
+        self._meshes.clear()
+
     # ---- workers -----------------------------------------------------------------------------
 
     def _launch(
@@ -270,6 +285,8 @@ class Runner:
             raise _Killed()
         if journal:
             self.journal.write(job)
+        if self._detached:
+            raise _Killed()
         self._events.put(_copy(job))
 
     def _move(self, job: Job, state: State, message: str, progress: float | None = None) -> None:
@@ -330,8 +347,9 @@ class Runner:
 
     def _finish_canceled(self, job: Job, provider: Provider) -> None:
         """Canceled here at once (the artist sees it now); then, best effort and within
-        `REMOTE_CANCEL_S`, the service is asked to stop the task."""
-        if self._dead:
+        `REMOTE_CANCEL_S`, the service is asked to stop the task. A detached runner's workers
+        were not canceled by the artist: their jobs stay as they are."""
+        if self._dead or self._detached:
             return
         self._finish(job, State.CANCELED, "Canceled")
         if job.remote_id and not self._dead:

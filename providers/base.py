@@ -186,9 +186,10 @@ class Provider:
                                 "0 — check the preferences")
         return value
 
-    def shown_id(self, remote_id: str) -> str:
+    @classmethod
+    def shown_id(cls, remote_id: str) -> str:
         """The remote id as the artist may see it and a .blend may keep it (a provider whose
-        id carries a secret of the job shows less)."""
+        id carries a secret of the job shows less). Given a shown id, returns it unchanged."""
         return remote_id
 
     def timed_out_message(self, remote_id: str, seconds: float) -> str:

@@ -422,8 +422,11 @@ class DressxProvider(CloudProvider):
             return f"Waiting for DRESSX to fetch the mesh (order {ref.order})"
         return f"DRESSX is texturing (order {ref.order})"
 
-    def shown_id(self, remote_id: str) -> str:
+    @classmethod
+    def shown_id(cls, remote_id: str) -> str:
         """The order id: the rest of the remote id (the webhook token) is a secret of the job."""
+        if remote_id.startswith("order "):
+            return remote_id
         try:
             return f"order {DressxRef.parse(remote_id).order}"
         except ProviderError:
