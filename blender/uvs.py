@@ -18,7 +18,7 @@ from .selection import only_selected
 NEW_UV_NAME = "T2T_UV"
 # Smart UV Project's cost per triangle on the main thread (bench/bench_unwrap.py), until this
 # session has measured its own; above `ASK_ABOVE_S` in all, the artist is asked first.
-UNWRAP_S_PER_TRIANGLE = 4e-6
+UNWRAP_S_PER_TRIANGLE = 5e-6
 ASK_ABOVE_S = 1.0
 _rate = [UNWRAP_S_PER_TRIANGLE]
 
