@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import socket
 import threading
@@ -232,3 +233,62 @@ def png_answer(data: bytes) -> Behaviour:
 
 def good_png() -> bytes:
     return map_png("base_color")
+
+
+# --------------------------------------------------------------------------- hostile models
+
+
+def instanced_glb(triangles_per_mesh: int, instances: int) -> bytes:
+    """One small mesh placed by `instances` nodes: a file of kilobytes that reads as
+    `triangles_per_mesh * instances` triangles."""
+    import numpy as np
+
+    from .glb import make_glb, read_glb, write_glb
+
+    side = max(2, math.ceil((triangles_per_mesh / 2) ** 0.5) + 1)
+    xs, ys = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    pos = np.stack([xs.ravel(), ys.ravel(), np.zeros(side * side, np.float32)], axis=1)
+    quads = [(y * side + x, y * side + x + 1, (y + 1) * side + x + 1, (y + 1) * side + x)
+             for y in range(side - 1) for x in range(side - 1)]
+    idx = np.array([[a, b, c, a, c, d] for a, b, c, d in quads], dtype=np.uint32).ravel()
+    idx = idx[:3 * triangles_per_mesh]
+    gltf, binary = read_glb(make_glb(pos, idx))
+    gltf["nodes"] = [{"mesh": 0, "translation": [0.0, 0.0, float(i)]} for i in range(instances)]
+    gltf["scenes"] = [{"nodes": list(range(instances))}]
+    return write_glb(gltf, binary)
+
+
+def unbacked_glb(count: int = 1 << 24) -> bytes:
+    """A triangle whose POSITION accessor declares `count` vertices with no data behind them
+    (glTF says: zeros)."""
+    import numpy as np
+
+    from .glb import make_glb, read_glb, write_glb
+
+    gltf, binary = read_glb(make_glb(np.eye(3, dtype=np.float32), np.array([0, 1, 2])))
+    acc = gltf["accessors"][gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
+    del acc["bufferView"]
+    acc["count"] = count
+    return write_glb(gltf, binary)
+
+
+def fat_json_glb(json_bytes: int) -> bytes:
+    """A textured-model GLB whose JSON chunk is padded to `json_bytes` (an "extras" string)."""
+    import numpy as np
+
+    from .base import map_png as png
+    from .glb import make_glb, read_glb, write_glb
+
+    gltf, binary = read_glb(make_glb(np.eye(3, dtype=np.float32), np.array([0, 1, 2]),
+                                     np.zeros((3, 2), np.float32)))
+    image = png("base_color")
+    offset = len(binary) + (-len(binary) % 4)
+    binary = binary + b"\x00" * (offset - len(binary)) + image
+    gltf["bufferViews"].append({"buffer": 0, "byteOffset": offset, "byteLength": len(image)})
+    gltf["buffers"][0]["byteLength"] = len(binary)
+    gltf["images"] = [{"bufferView": len(gltf["bufferViews"]) - 1, "mimeType": "image/png"}]
+    gltf["textures"] = [{"source": 0}]
+    gltf["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}]
+    gltf["meshes"][0]["primitives"][0]["material"] = 0
+    gltf["extras"] = {"pad": "x" * max(0, json_bytes - 1000)}
+    return write_glb(gltf, binary)
