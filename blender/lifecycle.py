@@ -44,7 +44,7 @@ def _on_load_pre(*_args: object) -> None:
 def _on_save_pre(*_args: object) -> None:
     # A record's pointer must not save an object the artist deleted (in no scene) into the file.
     for scene in bpy.data.scenes:
-        for rec in scene.text_to_texture.jobs:
+        for rec in scene.text_to_texture.jobs:  # type: ignore[attr-defined]
             live_object(rec)
 
 
@@ -97,7 +97,7 @@ def scrub_remote_ids() -> None:
     """A file saved by an earlier version may hold a secret of a job in a record's remote id
     (DRESSX's webhook token): keep only what may be shown."""
     for scene in bpy.data.scenes:
-        for rec in scene.text_to_texture.jobs:
+        for rec in scene.text_to_texture.jobs:  # type: ignore[attr-defined]
             shown = shown_id(rec.provider, rec.remote_id)
             if shown != rec.remote_id:
                 rec.remote_id = shown

@@ -156,7 +156,7 @@ class RecordIndex:
             if scene is None:
                 continue
             obj = object_by_uid(meta.object_uid)
-            settings = scene.text_to_texture
+            settings = scene.text_to_texture  # type: ignore[attr-defined]
             rec = settings.jobs.add()
             rec.job_id, rec.provider, rec.object = job.id, job.provider, obj
             rec.object_name = obj.name if obj is not None else meta.object_name

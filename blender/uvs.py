@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import cast
 
 import bpy
 
@@ -41,9 +42,10 @@ def needs_unwrap(obj: bpy.types.Object, policy: str) -> bool:
     """True when `ensure_uvs` would unwrap this object."""
     if obj.type != "MESH" or policy == "EXISTING_ONLY":
         return False
+    mesh = cast(bpy.types.Mesh, obj.data)
     if policy == "ALWAYS_NEW":
-        return NEW_UV_NAME not in obj.data.uv_layers
-    return not pick_uv_map(obj.data)
+        return NEW_UV_NAME not in mesh.uv_layers
+    return not pick_uv_map(mesh)
 
 
 def triangles(mesh: bpy.types.Mesh) -> int:
@@ -54,7 +56,8 @@ def triangles(mesh: bpy.types.Mesh) -> int:
 def unwrap_estimate(objects: Iterable[bpy.types.Object], policy: str
                     ) -> tuple[float, list[tuple[str, int]]]:
     """Seconds Blender would pause to unwrap these objects, and (name, triangles) of each."""
-    work = [(obj.name, triangles(obj.data)) for obj in objects if needs_unwrap(obj, policy)]
+    work = [(obj.name, triangles(cast(bpy.types.Mesh, obj.data))) for obj in objects
+            if needs_unwrap(obj, policy)]
     return sum(t for _, t in work) * _rate[0], work
 
 
@@ -84,7 +87,7 @@ def unwrap_new(obj: bpy.types.Object, name: str) -> str:
     mesh.uv_layers.active = layer
     began = time.perf_counter()
     _smart_project(obj)
-    tris = triangles(mesh)
+    tris = triangles(cast(bpy.types.Mesh, mesh))
     if tris >= 50_000:  # large enough to time: the next estimate uses this machine's rate
         _rate[0] = 0.5 * _rate[0] + 0.5 * (time.perf_counter() - began) / tris
     if previous_active >= 0:

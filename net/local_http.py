@@ -275,8 +275,8 @@ class GuardedHandler(BaseHTTPRequestHandler):
     server: LocalHTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.socket_timeout
         super().setup()
+        self.connection.settimeout(self.server.limits.socket_timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

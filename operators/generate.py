@@ -75,7 +75,8 @@ class T2T_OT_generate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         if self.unwrap_agreed and context.window is not None and not bpy.app.background:
             # Confirmed in the dialog: run watched, like a press of the button.
-            bpy.ops.text_to_texture.generate("INVOKE_DEFAULT", unwrap_agreed=True)
+            bpy.ops.text_to_texture.generate(  # type: ignore[attr-defined]
+                "INVOKE_DEFAULT", unwrap_agreed=True)
             return {"FINISHED"}
         if not self._start(context):
             return {"CANCELLED"}
@@ -91,7 +92,7 @@ class T2T_OT_generate(bpy.types.Operator):
             seconds, what = unwrap_pause(context)
             if seconds >= ASK_ABOVE_S:  # Smart UV Project cannot be split: ask first
                 self.unwrap_agreed = True
-                return context.window_manager.invoke_confirm(
+                return context.window_manager.invoke_confirm(  # type: ignore[return-value]
                     self, event, title="Unwrap before texturing?",
                     message=(f"{what} has no UV map. Unwrapping it pauses Blender for about "
                              f"{seconds:.0f} s. Cancel to unwrap it yourself, or choose UVs: "

@@ -208,11 +208,14 @@ def endless(content_type: str = "application/json") -> Behaviour:
     return run
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    """A real, tiny PNG whose header declares `width`×`height` (its data is a few rows of
-    one colour, compressed: a decoder would allocate the declared size)."""
+def png_declaring(width: int, height: int, complete: bool = False) -> bytes:
+    """A real PNG whose header declares `width`×`height`, of one colour. Its data holds a few
+    rows, or with `complete` every row (still small: one colour compresses about 1000:1), so a
+    decoder would allocate, and with `complete` fill, the declared size."""
+    comp = zlib.compressobj(9)
     row = b"\x00" + b"\x80" * (width * 3)
-    raw = zlib.compress(row * min(height, 4), 9)
+    raw = b"".join(comp.compress(row) for _ in range(height if complete else min(height, 4)))
+    raw += comp.flush()
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(data, zlib.crc32(kind))

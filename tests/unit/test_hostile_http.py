@@ -266,3 +266,29 @@ def test_a_create_in_flight_is_not_cut_by_cancel(server: HostileServer) -> None:
     _cancel_after(token, 0.3)
     answer = client(server.url).post_json("/tasks", {"prompt": "x"}, token)
     assert answer == {"id": "t1"} and token.canceled
+
+
+def test_triverses_direct_download_streams_and_stops_at_its_cap(
+    server: HostileServer, tmp_path: Path
+) -> None:
+    """`/tasks/download` (the key's own route) is streamed to the file like any download: an
+    endless body stops at the cap instead of being read whole first."""
+    from text_to_texture.providers.triverse import TriverseProvider
+
+    def endless_glb(conn: socket.socket) -> None:
+        from emulators.hostile import head
+
+        conn.sendall(head(200, {"Content-Type": "model/gltf-binary", "Connection": "close"})
+                     + b"glTF" + b"\x00" * 8)
+        block = b"\x00" * 65536
+        while True:
+            conn.sendall(block)
+
+    server.routes["/tasks/download/"] = endless_glb
+    provider = TriverseProvider(ProviderConfig(api_key=KEY, api_base=server.url), retry=NO_RETRY)
+    provider.max_glb_bytes = 32 * MB  # type: ignore[misc]
+    out, peak = peak_of(lambda: provider._download_direct("t1", str(tmp_path / "m.glb"),
+                                                          CancelToken()))
+    assert isinstance(out, HttpError), out
+    assert out.message.startswith("The textured model from Triverse is larger than the 32 MB")
+    assert peak < 8 * MB and not list(tmp_path.iterdir())

@@ -195,3 +195,33 @@ def test_esc_while_a_status_answer_trickles_cancels_within_a_second(
         time.sleep(0.005)
     assert state is State.CANCELED
     assert time.monotonic() - pressed < 1.0
+
+
+def test_esc_while_a_map_download_trickles_cancels_within_a_second(
+    meshy: HostileServer, tmp_path: Path
+) -> None:
+    from emulators.base import map_png
+
+    meshy.routes[STATUS] = lambda conn: json_answer({
+        "status": "SUCCEEDED", "progress": 100,
+        "texture_urls": [{"base_color": f"{meshy.url}/maps/base.png"}]})(conn)
+    meshy.routes["/maps/base.png"] = trickle(map_png("base_color", 128), 2.0, "image/png")
+    runner = fast_runner(Journal(tmp_path / "journal"))
+    job = make_job(tmp_path)
+    runner.start(job, provider(meshy))
+    state = None
+    end = time.monotonic() + 5
+    while state is not State.DOWNLOADING and time.monotonic() < end:
+        for snap in runner.drain():
+            state = snap.state
+        time.sleep(0.01)
+    time.sleep(0.5)  # the map is trickling now
+    pressed = time.monotonic()
+    runner.cancel(job.id)
+    while time.monotonic() - pressed < 5 and state is not State.CANCELED:
+        for snap in runner.drain():
+            state = snap.state
+        time.sleep(0.005)
+    assert state is State.CANCELED
+    assert time.monotonic() - pressed < 1.0
+    assert not list((tmp_path / "maps").glob("*.png"))  # no half map left behind
