@@ -435,11 +435,10 @@ class HttpClient:
                                             allow_redirects=False, **kw)
                 with resp:
                     content = inflight.read_capped(resp, max_bytes)
-            except inflight.TooLarge as exc:
+            except inflight.TooLarge:
                 raise HttpError(
-                    f"{self.label} sent an answer larger than {max_bytes >> 20} MB "
-                    f"({exc.size >> 20} MB or more); it was not read — check the base URL in "
-                    f"{PREFS_HINT}") from None
+                    f"{self.label} sent an answer larger than {max_bytes >> 20} MB; it was not "
+                    f"read — check the base URL in {PREFS_HINT}") from None
             except inflight.LinkRefused as exc:
                 raise ProviderError(f"{self.label}: {exc}; it was not contacted") from None
             except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:

@@ -36,6 +36,8 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _LINE = 1024  # longest chunk-size line or trailer we read
 _TRAILERS = 32
+LINGER_S = 0.5  # at most this long, and this much, is read of a refused body before closing
+LINGER_BYTES = 4 << 20
 _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -284,10 +286,32 @@ class GuardedHandler(BaseHTTPRequestHandler):
     def body(self) -> tuple[bytes, Problem | None]:
         """The request body under the server's cap, after the per-client check."""
         if not self.server.claim_client(client_of(self.headers, self.client_address[0])):
+            self.linger = True
             return b"", (429, "too many requests at once from one address")
         raw, problem = read_body(self.headers, self.rfile, self.server.limits.max_body)
         self.server.request_arrived(self.server.limits.answer_s)
+        self.linger = problem is not None
         return raw, problem
+
+    def finish(self) -> None:
+        """After refusing a body that was not read to its end, read a little more of it before
+        closing: closing on unread bytes resets the connection, and the client might never see
+        our answer (the 400 or 413 it should act on)."""
+        super().finish()
+        if not getattr(self, "linger", False):
+            return
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + LINGER_S
+            drained = 0
+            while drained < LINGER_BYTES and time.monotonic() < end:
+                self.connection.settimeout(max(0.01, end - time.monotonic()))
+                piece = self.connection.recv(65536)
+                if not piece:
+                    break
+                drained += len(piece)
+        except OSError:
+            pass
 
     def reply(self, status: int, message: str) -> None:
         body = json.dumps({"ok": status < 300, "message": message}).encode()
