@@ -30,6 +30,9 @@ BENCHES = [
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
+    ("Hostile servers and clients: peak memory and outcome per case (before/after: "
+     "`bench_hostile.py --before <older checkout>`)", ["bench_hostile.py"]),
+    ("Unwrap pause per triangle (the rate behind the unwrap warning)", ["bench_unwrap.py"]),
 ]
 
 
