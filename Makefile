@@ -22,7 +22,7 @@ LATEST_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null \
 	&& break; done)
 
-.PHONY: venv test test-compat test-latest demo build lint bench soak clean
+.PHONY: venv test test-compat test-latest demo build lint bench soak soak-series clean
 
 venv: $(STAMP)
 
@@ -87,5 +87,14 @@ clean:
 test-gui: venv
 	../shared/tools/real-blender setup
 	$(PY) tests/gui/run_gui.py
+# One soak run: its seed is printed first, and a failing run's whole log is kept under
+# build/soak/ (its path printed). SOAK_SEED=<seed> replays a run.
 soak: venv
-	$(PY) -m pytest tests/soak -q -p no:cacheprovider
+	$(PY) tools/soak_series.py
+
+# A series of soak runs, SOAK_HOGS of them with a CPU hog per core beside them (stopped after
+# each run); every failure's seed and log are kept; one summary line at the end.
+SOAK_RUNS ?= 50
+SOAK_HOGS ?= 10
+soak-series: venv
+	$(PY) tools/soak_series.py --runs $(SOAK_RUNS) --hog $(SOAK_HOGS)

@@ -32,6 +32,16 @@ def _base(default_base: str, pid: str) -> Any:
     )
 
 
+def _timeout(label: str, pid: str, default: float) -> Any:
+    return IntProperty(
+        name="Give up after", default=int(default), min=60, max=24 * 3600,
+        subtype="TIME_ABSOLUTE",
+        description=f"How long a {label} job may take from being sent until its maps are in; "
+        f"then it ends as timed out, its {label} id kept to look it up (the {pid}_TIMEOUT_S "
+        "variable wins)",
+    )
+
+
 class T2T_Preferences(bpy.types.AddonPreferences):
     bl_idname = __package__  # type: ignore[assignment]
 
@@ -65,6 +75,7 @@ class T2T_Preferences(bpy.types.AddonPreferences):
         saved = {
             "api_key": getattr(self, f"{prefix}_api_key", ""),
             "api_base": getattr(self, f"{prefix}_api_base", ""),
+            "timeout_s": str(getattr(self, f"{prefix}_timeout_s", "") or ""),
         }
         for key, _var in PROVIDERS[provider_id].extras:
             value = getattr(self, f"{prefix}_{key}", "")
@@ -93,6 +104,7 @@ class T2T_Preferences(bpy.types.AddonPreferences):
             box.prop(self, f"{prefix}_api_key")
             for name in surfaces[pid].PREFS:
                 box.prop(self, name)
+            box.prop(self, f"{prefix}_timeout_s")
             box.prop(self, f"{prefix}_api_base")
             draw_connection_row(box, pid)
 
@@ -113,6 +125,8 @@ for _pid, _cls in PROVIDERS.items():
         T2T_Preferences.__annotations__[f"{_pid.lower()}_api_key"] = _key(_cls.label, _pid)
         T2T_Preferences.__annotations__[f"{_pid.lower()}_api_base"] = _base(_cls.default_base,
                                                                             _pid)
+        T2T_Preferences.__annotations__[f"{_pid.lower()}_timeout_s"] = _timeout(
+            _cls.label, _pid, _cls.default_timeout_s)
 for _surface in all_surfaces().values():
     T2T_Preferences.__annotations__.update(_surface.PREFS)
 

@@ -36,6 +36,9 @@ BENCHES = [
     ("Batches sized to the plan: 16 objects, 3 s Meshy jobs, a 10-task plan",
      ["bench_plan.py"]),
     ("Test connection against each emulator, good key and wrong key", ["bench_connection.py"]),
+    ("Hostile servers and clients: peak memory and outcome per case (before/after: "
+     "`bench_hostile.py --before <older checkout>`)", ["bench_hostile.py"]),
+    ("Unwrap pause per triangle (the rate behind the unwrap warning)", ["bench_unwrap.py"]),
 ]
 
 

@@ -32,6 +32,7 @@ from .material import (
     uses,
 )
 from .preflight import valid_target
+from .records import live_object
 from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, swap_mesh, transfer_uvs
 from .uvs import UVError, ensure_uvs
 
@@ -78,9 +79,9 @@ def _to_library(eng: Engine, job: Job) -> None:
 def _target(eng: Engine, job: Job, uv_name: str | None = None) -> tuple[Any, Any, str]:
     """(record, object, "") of a job, or (…, the one line why its maps cannot go there)."""
     rec = eng.record(job.id)
-    obj = rec.object if rec is not None else None
+    obj = live_object(rec)  # in no scene (deleted with X) counts as deleted
     where = job.request.out_dir
-    if rec is None or obj is None or obj.name not in bpy.data.objects:
+    if rec is None or obj is None:
         return rec, None, f"'{job.object_name}' was deleted; its maps are kept in {where}"
     uv_name = rec.uv_map if uv_name is None else uv_name
     if obj.type != "MESH" or (uv_name and uv_name not in obj.data.uv_layers):
@@ -185,7 +186,7 @@ def reapply(eng: Engine, job_id: str) -> str:
 def use_variant(eng: Engine, job_id: str, index: int) -> str:
     """Show variant `index` of a job on its object; "" or why not."""
     rec = eng.record(job_id)
-    if rec is None or rec.object is None:
+    if rec is None or live_object(rec) is None:
         return "The object of that job no longer exists"
     if not 0 <= index < len(rec.variants) or rec.variants[index].material is None:
         return "That variant no longer exists"

@@ -32,7 +32,8 @@ from .preflight import (
 )
 from .prompts import ObjectPrompts, PromptError, resolve
 from .props import settings_of
-from .uvs import UVError, ensure_uvs, pick_uv_map, uv_problem
+from .records import live_object
+from .uvs import UVError, ensure_uvs, pick_uv_map, unwrap_estimate, uv_problem
 
 
 @dataclass
@@ -62,9 +63,28 @@ def count_valid(context: bpy.types.Context) -> int:
 
 
 def count_busy(context: bpy.types.Context) -> int:
-    """Selected objects that already have a job under way."""
-    busy = engine().busy_objects()
-    return sum(1 for o in (context.selected_objects or []) if o.name in busy)
+    """Selected objects that already have a job under way (by identity, not by name)."""
+    busy = engine().busy_uids()
+    return sum(1 for o in (context.selected_objects or []) if o.session_uid in busy)
+
+
+def unwrap_pause(context: bpy.types.Context) -> tuple[float, str]:
+    """(seconds, what) Blender would pause to unwrap the selected objects the button would
+    texture; "" when nothing needs unwrapping."""
+    settings = context.scene.text_to_texture
+    cls = provider_class(settings.provider)
+    if cls is not None and cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
+        return 0.0, ""  # box-projected where there are no UVs: nothing is unwrapped
+    busy = engine().busy_uids()
+    targets = [o for o in (context.selected_objects or [])
+               if not valid_target(o) and o.session_uid not in busy]
+    seconds, work = unwrap_estimate(targets, settings.uv_policy)
+    if not work:
+        return 0.0, ""
+    tris = sum(t for _, t in work)
+    what = (f"'{work[0][0]}' ({tris:,} triangles)" if len(work) == 1
+            else f"{len(work)} objects ({tris:,} triangles)")
+    return seconds, what
 
 
 def _safe_stem(name: str) -> str:
@@ -116,10 +136,10 @@ def plan(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
         return Plan(None, [], [ready])
     cls = type(ready.provider)
     out = Plan(ready)
-    taken = engine().busy_objects()
+    taken = engine().busy_uids()
     for obj in targets:
         reason = valid_target(obj)
-        if not reason and obj.name in taken:
+        if not reason and obj.session_uid in taken:
             reason = f"Skipped '{obj.name}': it is already being textured"
         reason = reason or too_large(obj, cls)
         if not reason and not (cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW"):
@@ -138,7 +158,7 @@ def plan(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
         if reason:
             out.skipped.append(reason)
             continue
-        taken.add(obj.name)
+        taken.add(obj.session_uid)
         out.jobs.append(Planned(obj, own, request))
     return out
 
@@ -186,7 +206,7 @@ def retry(scene: bpy.types.Scene, job_id: str) -> str:
     eng = engine()
     old = eng.jobs.get(job_id) or eng.journal.load(job_id)
     rec = eng.record(job_id)
-    if old is None or rec is None or rec.object is None:
+    if old is None or rec is None or live_object(rec) is None:
         return "The object of that job no longer exists"
     if not old.state.terminal:
         return "That job is still running"

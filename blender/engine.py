@@ -24,7 +24,7 @@ from ..providers.base import Provider
 from ..providers.registry import label
 from . import addon, apply
 from .mesh_arrays import ExportError, evaluated_arrays
-from .records import RecordIndex
+from .records import RecordIndex, live_object
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Engine:
     def _gather(self, job: Job, provider: Provider) -> MeshArrays | None:
         """The object's evaluated mesh as arrays (its worker writes the file); None if failed."""
         rec = self.record(job.id)
-        obj = rec.object if rec is not None else None
+        obj = live_object(rec)
         if obj is None:
             self.fail(job, f"'{job.object_name}' was deleted before it could be sent")
             return None
@@ -250,9 +250,12 @@ class Engine:
         return [j.id for j in self.jobs.values()
                 if not j.state.terminal and j.id not in self.parked]
 
-    def busy_objects(self) -> set[str]:
-        """Names of the objects with a job under way."""
-        return {self.jobs[i].object_name for i in self.active_ids()}
+    def busy_uids(self) -> set[int]:
+        """The objects with a job under way, by identity (`session_uid`: a renamed object is
+        still the same object)."""
+        uids = {self.records.object_uid(i) for i in self.active_ids()}
+        uids.discard(0)
+        return uids
 
     def note_saved(self) -> None:
         """The file was saved: its jobs now belong to it (a restart resumes them from it)."""
@@ -262,10 +265,16 @@ class Engine:
                 self.runner.set_blend_file(job.id, job.blend_file)  # its worker's copy too
                 self.journal.write(job, durable=False)
 
+    def unsaved_running(self) -> set[str]:
+        """Jobs of an unsaved file still under way: if the file is closed, nobody else will
+        ever resume them."""
+        return {j.id for j in self.jobs.values()
+                if not j.state.terminal and not j.blend_file}
+
     def detach(self) -> None:
         """Stop local workers without touching remote jobs; the journal keeps them for later."""
         self.runner.flush(2.0)  # what the main thread had to say reaches the journal first
-        self.runner.kill()
+        self.runner.detach()
         self.runner = Runner(self.journal)
         self.jobs.clear()
         self.providers.clear()

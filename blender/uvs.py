@@ -1,12 +1,27 @@
-"""UV maps the textures belong to. The artist's UV maps are never modified."""
+"""UV maps the textures belong to. The artist's UV maps are never modified.
+
+Unwrapping (Smart UV Project) is one Blender operator on the main thread: it cannot be split
+into ticks, and a mesh of two million triangles pauses Blender for seconds. So the button says
+beforehand how long it will take and lets the artist choose (`unwrap_estimate`, asked by the
+operator above `ASK_ABOVE_S`); the estimate's rate is refined by every unwrap this session.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import cast
 
 import bpy
 
 from .selection import only_selected
 
 NEW_UV_NAME = "T2T_UV"
+# Smart UV Project's cost per triangle on the main thread (bench/bench_unwrap.py), until this
+# session has measured its own; above `ASK_ABOVE_S` in all, the artist is asked first.
+UNWRAP_S_PER_TRIANGLE = 5e-6
+ASK_ABOVE_S = 1.0
+_rate = [UNWRAP_S_PER_TRIANGLE]
 
 
 class UVError(Exception):
@@ -33,6 +48,27 @@ def uv_problem(obj: bpy.types.Object, policy: str) -> str:
     if needs_new and len(mesh.uv_layers) >= 8:
         return f"Skipped '{obj.name}': it already has 8 UV maps, the most Blender allows"
     return ""
+def needs_unwrap(obj: bpy.types.Object, policy: str) -> bool:
+    """True when `ensure_uvs` would unwrap this object."""
+    if obj.type != "MESH" or policy == "EXISTING_ONLY":
+        return False
+    mesh = cast(bpy.types.Mesh, obj.data)
+    if policy == "ALWAYS_NEW":
+        return NEW_UV_NAME not in mesh.uv_layers
+    return not pick_uv_map(mesh)
+
+
+def triangles(mesh: bpy.types.Mesh) -> int:
+    """Triangles of a mesh from its counts alone (no triangulation)."""
+    return max(0, len(mesh.loops) - 2 * len(mesh.polygons))
+
+
+def unwrap_estimate(objects: Iterable[bpy.types.Object], policy: str
+                    ) -> tuple[float, list[tuple[str, int]]]:
+    """Seconds Blender would pause to unwrap these objects, and (name, triangles) of each."""
+    work = [(obj.name, triangles(cast(bpy.types.Mesh, obj.data))) for obj in objects
+            if needs_unwrap(obj, policy)]
+    return sum(t for _, t in work) * _rate[0], work
 
 
 def ensure_uvs(obj: bpy.types.Object, policy: str) -> str:
@@ -58,7 +94,11 @@ def unwrap_new(obj: bpy.types.Object, name: str) -> str:
     layer = mesh.uv_layers.new(name=name, do_init=False)
     name = layer.name  # Blender may have suffixed it
     mesh.uv_layers.active = layer
+    began = time.perf_counter()
     _smart_project(obj)
+    tris = triangles(cast(bpy.types.Mesh, mesh))
+    if tris >= 50_000:  # large enough to time: the next estimate uses this machine's rate
+        _rate[0] = 0.5 * _rate[0] + 0.5 * (time.perf_counter() - began) / tris
     if previous_active >= 0:
         # The artist's active map stays active for editing; ours is the one rendered.
         mesh.uv_layers.active_index = previous_active

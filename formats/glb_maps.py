@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from . import imagefile
+from . import imagefile, limits
 from .atomic import write_atomic
 from .roles import BASE_COLOR, METALLIC_ROUGHNESS, NORMAL
 
@@ -92,9 +92,12 @@ def _read_container(fh: BinaryIO, size: int) -> _Glb:
         if pos + 8 + chunk_len > length:
             raise GlbError("the GLB is truncated")
         if kind == _JSON and gltf is None:
+            if chunk_len > limits.MAX_GLTF_JSON:  # read nothing of a description this large
+                raise GlbError(f"the model's description is {chunk_len // MB} MB, more than the "
+                               f"{limits.MAX_GLTF_JSON // MB} MB a textured model needs")
             try:
                 gltf = json.loads(fh.read(chunk_len).decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 raise GlbError("the GLB's description (JSON chunk) is corrupt") from None
         elif kind == _BIN and bin_offset < 0:
             bin_offset, bin_length = pos + 8, chunk_len
@@ -243,6 +246,9 @@ def _write(folder: str, stem: str, role: str, data: bytes) -> str:
     info = imagefile.image_info(data)
     if info is None or info[0] not in _EXT:
         raise GlbError(f"the model's {role.replace('_', ' ')} texture is not a PNG, JPEG or WebP")
+    problem = limits.current().map_problem(info[1], info[2])
+    if problem:
+        raise GlbError(f"the model's {role.replace('_', ' ')} texture {problem}")
     path = os.path.join(folder, f"{stem}_{role}{_EXT[info[0]]}")
     write_atomic(path, data)
     return path

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import limits
 from .atomic import write_atomic
 from .mesh import (
     DEFAULT_NORMAL,
@@ -33,7 +34,7 @@ from .mesh import (
 )
 
 MB = 1 << 20
-MAX_JSON_BYTES = 64 * MB  # a glTF description larger than this is not a mesh we want to parse
+MAX_JSON_BYTES = limits.MAX_GLTF_JSON  # a glTF description larger than this is not a mesh
 _GLB_MAGIC = b"glTF"
 _JSON, _BIN = 0x4E4F534A, 0x004E4942
 _FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
@@ -43,7 +44,7 @@ _DTYPES = {5120: "<i1", 5121: "<u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126
 _INDEX_TYPES = (_UBYTE, _USHORT, _UINT)
 _TRIANGLES = 4
 _UNSUPPORTED_EXTENSIONS = ("KHR_draco_mesh_compression", "EXT_meshopt_compression")
-_MAX_UNBACKED = 1 << 26  # an accessor without a bufferView is zeros; cap what a file can ask
+_MAX_UNBACKED = limits.MAX_UNBACKED  # an accessor without a bufferView is zeros: cap it
 
 
 # --------------------------------------------------------------------------- GLB writing
@@ -438,6 +439,55 @@ def _primitive_part(glb: _Glb, prim: dict[str, Any], world: np.ndarray) -> _Part
     return _Part(positions, idx, normals, uvs)
 
 
+def _declared(glb: _Glb, index: Any) -> tuple[int, int]:
+    """(count, bytes) an accessor declares, from its description alone."""
+    accessors = _list(glb.gltf, "accessors")
+    acc = _dict(accessors[_index(index, len(accessors), "accessor")], f"accessor {index}")
+    count = _count(acc.get("count"), f"accessor {index} count")
+    ctype, kind = acc.get("componentType"), acc.get("type")
+    if ctype not in _DTYPES or kind not in _COMPONENTS:
+        raise _Bad(f"accessor {index} has an unknown componentType or type")
+    return count, count * _COMPONENTS[kind] * np.dtype(_DTYPES[ctype]).itemsize
+
+
+def _check_budget(glb: _Glb, mesh_nodes: list[tuple[int, np.ndarray]]) -> None:
+    """Refuse, from the description alone, a mesh larger than the job accepts: triangles
+    counted once per instance (nodes sharing a mesh), vertices likewise, and the bytes of every
+    accessor used (each once), before a single array is made."""
+    meshes, nodes = _list(glb.gltf, "meshes"), _list(glb.gltf, "nodes")
+    lim = limits.current()
+    triangles = vertices = 0
+    used: dict[Any, int] = {}
+    for node_index, _world in mesh_nodes:
+        mesh = _dict(meshes[_index(nodes[node_index]["mesh"], len(meshes), "mesh")], "a mesh")
+        prims = mesh.get("primitives", [])
+        for prim in prims if isinstance(prims, list) else []:
+            if not isinstance(prim, dict) or prim.get("mode", _TRIANGLES) != _TRIANGLES:
+                continue
+            attrs = prim.get("attributes")
+            if not isinstance(attrs, dict) or "POSITION" not in attrs:
+                continue
+            count, size = _declared(glb, attrs["POSITION"])
+            used[attrs["POSITION"]] = size
+            vertices += count
+            if prim.get("indices") is not None:
+                count, used[prim["indices"]] = _declared(glb, prim["indices"])
+            triangles += count // 3
+            for name in ("NORMAL", "TEXCOORD_0"):
+                if name in attrs:
+                    used[attrs[name]] = _declared(glb, attrs[name])[1]
+    problem = lim.triangle_problem(triangles)
+    if problem:
+        raise _Bad(f"the mesh {problem}")
+    if vertices > 3 * lim.triangles:
+        raise _Bad(f"the mesh declares {vertices:,} vertices, more than its triangles could use "
+                   f"(at most {3 * lim.triangles:,}); it was not loaded")
+    total = sum(used.values())
+    if total > limits.MAX_ACCESSOR_BYTES:
+        raise _Bad(f"the mesh declares {total // MB:,} MB of vertex data, more than the "
+                   f"{limits.MAX_ACCESSOR_BYTES // MB} MB accepted; it was not loaded")
+
+
 def _read_glb(glb: _Glb, stem: str) -> MeshArrays:
     gltf = glb.gltf
     required = gltf.get("extensionsRequired", [])
@@ -448,7 +498,9 @@ def _read_glb(glb: _Glb, stem: str) -> MeshArrays:
     nodes = _list(gltf, "nodes")
     parts: list[_Part] = []
     name = None
-    for node_index, world in _mesh_nodes(gltf):
+    mesh_nodes = _mesh_nodes(gltf)
+    _check_budget(glb, mesh_nodes)
+    for node_index, world in mesh_nodes:
         node = nodes[node_index]
         mesh = _dict(meshes[_index(node["mesh"], len(meshes), "mesh")], "a mesh")
         if name is None:

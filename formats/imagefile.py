@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from . import limits
 from .atomic import write_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -122,14 +123,18 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError("interlaced PNGs are not supported")
     if width == 0 or height == 0:
         raise ValueError("PNG has zero size")
+    problem = limits.current().map_problem(width, height)
+    if problem:  # checked from the header, before a byte of pixels is allocated
+        raise ValueError(f"the image {problem}")
     channels = _CHANNELS[color_type]
     bpp = channels * depth // 8
     stride = width * bpp
-    try:
-        raw = zlib.decompress(idat)
+    expected = height * (stride + 1)
+    try:  # never more than the header promises, however well the data compresses
+        raw = zlib.decompressobj().decompress(idat, expected)
     except zlib.error as exc:
         raise ValueError(f"PNG image data is corrupt: {exc}") from None
-    if len(raw) < height * (stride + 1):
+    if len(raw) < expected:
         raise ValueError("PNG image data is truncated")
     scan = np.frombuffer(raw, dtype=np.uint8, count=height * (stride + 1))
     rows = _unfilter(scan.reshape(height, stride + 1), bpp)

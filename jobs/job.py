@@ -6,12 +6,14 @@ artist always reads why a job is where it is.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..net.redact import clean_text
 from ..providers.base import TextureRequest
 
 
@@ -89,12 +91,14 @@ class Job:
     updated: float = field(default_factory=time.time)
 
     def move(self, state: State, message: str = "", progress: float | None = None) -> None:
+        """Change state; the message is cleaned and capped (it often carries a server's words,
+        and it is journaled at every change), a progress that is not a number is ignored."""
         if not can_move(self.state, state):
             raise TransitionError(f"job {self.id}: {self.state.value} -> {state.value}")
         self.state = state
         if message:
-            self.message = message
-        if progress is not None:
+            self.message = clean_text(message)
+        if progress is not None and math.isfinite(progress):
             self.progress = max(0.0, min(1.0, progress))
         self.updated = time.time()
 

@@ -9,6 +9,7 @@ interrupted while being sent is never re-sent automatically unless the provider 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import sys
@@ -17,7 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..formats import meshfile
+from ..formats import limits, meshfile
+from ..net import inflight
+from ..net.redact import clean_text
 from ..providers.base import (
     RESULT_MESH,
     UV_MESH,
@@ -28,8 +31,10 @@ from ..providers.base import (
     ProviderError,
     QueueFull,
     RemoteState,
+    TimedOut,
 )
 from .gate import QUEUE_WAIT_MAX_S, QUEUE_WAIT_S, RECOVER_S, Gate  # (issue 12)
+from .intake import check_map_sizes, facts, limits_of
 from .job import Job, State
 from .journal import Journal
 
@@ -45,6 +50,12 @@ HEAVY_WORK = threading.BoundedSemaphore(1)
 MAX_POLL_FAILURES = 5
 # Progress changes smaller than this are not journaled (they are still shown).
 JOURNAL_PROGRESS_STEP = 0.1
+# A service whose status makes no sense (a word this version does not know, a number, null, a
+# list) this many polls in a row has lost us: the job fails, its remote id kept.
+MAX_UNKNOWN_POLLS = 20
+# How long the service gets to answer a cancel before the job ends here anyway (Esc is felt
+# at once; a refusal that comes in time keeps the job's result, see `_cancel_remote`).
+CANCEL_ANSWER_S = 0.5
 
 
 class _Killed(BaseException):
@@ -75,6 +86,7 @@ class Runner:
         self._taken: dict[str, int] = {}  # provider id -> jobs in `_slots` (for `free_slots`)
         self._gates: dict[str, Gate] = {}  # (issue 12) provider id -> its adaptive limit
         self._dead = False
+        self._detached = False  # the file was closed: workers stop, but journal what they learn
         # Main-thread chores done by a short-lived helper thread, in order: starting worker
         # threads and journal writes (both wait on the OS or on the GIL; the main thread must not).
         self._chores: list[Callable[[], None]] = []
@@ -194,6 +206,20 @@ class Runner:
         self.cancel_all()
         self._meshes.clear()
 
+    def detach(self, timeout: float = 3.0) -> None:
+        """Stop watching every job (its file is being closed) without ending any: workers stop
+        at their next step and post nothing more, but what they learn on the way out (the id of
+        a task whose create was in flight) still reaches the journal. Waits up to `timeout` for
+        creates in flight, so the file opened next finds their remote ids."""
+        self._detached = True
+        self.cancel_all()
+        deadline = time.monotonic() + timeout
+        for slot in list(self._slots.values()):
+            if slot.job.state is State.SUBMITTING and slot.thread is not None:
+                slot.thread.join(max(0.0, deadline - time.monotonic()))
+        self._dead = True
+        self._meshes.clear()
+
     # ---- workers -----------------------------------------------------------------------------
 
     def _launch(
@@ -284,6 +310,8 @@ class Runner:
             raise _Killed()
         if journal:
             self.journal.write(job)
+        if self._detached:
+            raise _Killed()
         self._events.put(_copy(job))
 
     def _move(self, job: Job, state: State, message: str, progress: float | None = None) -> None:
@@ -312,14 +340,19 @@ class Runner:
         if provider.exchanges is not None:  # (issue 12) the job's report keeps its exchanges
             provider.exchanges.attach(str(self.journal.exchanges_path(job.id)))
         try:
-            while True:
-                try:
-                    slot.token.check()
-                    self._run(job, provider, slot)
-                    break
-                except Canceled:
-                    if not self._cancel_remote(job, provider, slot):
+            with limits.use(limits_of(job, slot.mesh)):
+                while True:
+                    try:
+                        slot.token.check()
+                        with inflight.job_scope(slot.token):
+                            self._run(job, provider, slot)
                         break
+                    except TimedOut:
+                        self._finish_timed_out(job, provider)
+                        break
+                    except Canceled:
+                        if not self._cancel_remote(job, provider, slot):
+                            break
         except _Killed:
             pass
         except ProviderError as exc:
@@ -349,16 +382,25 @@ class Runner:
             pass
 
     def _cancel_remote(self, job: Job, provider: Provider, slot: _Slot) -> bool:
-        """The artist canceled: ask the service to stop the task, then end the job here. If the
-        service refuses (issue 12: `CancelRefused`), the task runs on there and may be charged:
-        the job goes on being watched, and its result is kept unapplied (True is returned).
-        Canceling such a job again only stops watching it."""
-        if self._dead:
+        """The artist canceled: ask the service to stop the task and end the job here.
+
+        The service gets `CANCEL_ANSWER_S` to answer, so Esc is felt at once. If it refuses
+        (`CancelRefused`: Meshy does not delete a running task, Scenario stops only image jobs),
+        the task runs on there and may be charged: the job goes on being watched and its result
+        is kept, not applied (True is returned; canceling it again only stops watching). If it
+        does not answer in time, the job ends here saying it may still finish there (the request
+        was sent: a service acts on it whether or not we wait for its answer)."""
+        if self._dead or self._detached:  # a detached runner's jobs were not canceled
             return False
         kept = bool(job.extra.get("kept_unapplied"))
-        if job.remote_id and not kept:
-            try:
-                provider.cancel(job.remote_id)
+        message = "Canceled"
+        if kept:
+            message = f"Canceled here; {provider.label} may still finish this job and charge it"
+        elif job.remote_id:
+            began = time.monotonic()
+            try:  # the whole answer, retries and their waits included, within the window
+                with inflight.job_scope(CancelToken(deadline=began + CANCEL_ANSWER_S)):
+                    provider.cancel(job.remote_id)
             except CancelRefused as exc:
                 if job.state is State.RUNNING:
                     if provider.exchanges is not None:
@@ -369,14 +411,42 @@ class Runner:
                     self._move(job, State.RUNNING, provider.redact(exc.message))
                     return True
                 log.warning("cancel of %s at %s refused: %s", job.id, provider.id, exc.message)
-            except Exception as exc:  # best effort: the job is canceled here either way
-                log.warning("cancel of %s at %s failed: %s", job.id, provider.id, exc)
-        message = "Canceled"
-        if kept:
-            message = (f"Canceled here; {provider.label} may still finish this job and charge "
-                       "it")
+            except Exception as exc:  # the job is canceled here either way
+                if time.monotonic() - began < CANCEL_ANSWER_S * 0.9:
+                    log.warning("cancel of %s at %s failed: %s", job.id, provider.id,
+                                provider.redact(str(exc)))
+                else:  # sent, but not answered in time: the job ends here all the same
+                    message = (f"Canceled here; {provider.label} did not confirm the stop in "
+                               "time, so it may still finish this job and charge it")
         self._finish(job, State.CANCELED, message)
         return False
+
+    def _finish_timed_out(self, job: Job, provider: Provider) -> None:
+        """The job's overall deadline passed: it fails as timed out, its remote id kept so the
+        artist can look it up (the task may still finish and be paid for there)."""
+        if self._dead:
+            return
+        job.extra["timed_out"] = True
+        seconds = provider.timeout_s(job.request.options)
+        if job.remote_id:
+            message = provider.timed_out_message(job.remote_id, seconds)
+        else:
+            message = f"{provider.label} did not take the job in time"
+        self._finish(job, State.FAILED, message)
+        try:
+            provider.abandon(job.remote_id)
+        except Exception as exc:  # housekeeping only
+            log.warning("cleaning up after %s timed out failed: %s", job.id, exc)
+
+    def _arm_deadline(self, job: Job, provider: Provider, token: CancelToken) -> None:
+        """The job's overall deadline counts from when it was sent, across restarts."""
+        seconds = provider.timeout_s(job.request.options)
+        if seconds <= 0:
+            return
+        sent = job.extra.get("submitted_at")
+        if not isinstance(sent, (int, float)) or isinstance(sent, bool):
+            sent = job.created
+        token.set_deadline(time.monotonic() + (float(sent) + seconds - time.time()))
 
     def _run(self, job: Job, provider: Provider, slot: _Slot) -> None:
         mesh, slot.mesh = slot.mesh, None
@@ -385,13 +455,16 @@ class Runner:
             self._enter(slot)  # a place at the service first: nothing is exported in vain
             if mesh is not None and job.state in (State.QUEUED, State.EXPORTING):
                 self._write_mesh(job, mesh)
+            provider.timeout_s(job.request.options)  # a bad setting is refused before paying
             job.remote_id = self._submit(job, provider, slot)
+            job.extra["submitted_at"] = round(time.time(), 3)
             self._move(job, State.RUNNING, f"Submitted to {provider.label}", 0.0)
         elif job.state in (State.SUBMITTING, State.RUNNING) and not slot.inside:
             self._gates[provider.id].take()  # resumed: its task is at the service already
             slot.inside = True
 
         token = slot.token
+        self._arm_deadline(job, provider, token)
         provider.restore(job.remote_id, dict(job.extra))
         status = self._watch(job, provider, token)
         self._leave(slot)  # the task has ended at the service: its place is free again
@@ -402,8 +475,9 @@ class Runner:
             if self._dead:
                 raise _Killed()
             token.check()
-            job.progress = max(0.0, min(1.0, fraction))
-            job.message = provider.redact(message) or job.message
+            if math.isfinite(fraction):
+                job.progress = max(0.0, min(1.0, fraction))
+            job.message = clean_text(provider.redact(message)) or job.message
             self._post(job, journal=False)
             last[0] = fraction
 
@@ -411,7 +485,8 @@ class Runner:
         if not maps:
             raise ProviderError(f"{provider.label} finished but returned no maps")
         job.maps = dict(maps)
-        job.extra.update(status.extra)
+        job.extra.update(facts(status.extra))
+        check_map_sizes(job.maps, provider.label)
         self._prepare_meshes(job, provider)
         self._move(job, State.READY, "Maps ready", 1.0)
 
@@ -444,6 +519,7 @@ class Runner:
         """Write the arrays the main thread gathered as the file the provider sends."""
         fmt = job.request.mesh_format.upper()
         self._move(job, State.EXPORTING, f"Exporting {fmt}", 0.0)
+        job.extra["sent_triangles"] = len(mesh.corner_verts) // 3
         try:
             with HEAVY_WORK:
                 if fmt == "GLB":
@@ -475,7 +551,7 @@ class Runner:
         return self._meshes.pop((job_id, role), None)  # atomic under the GIL
 
     def _watch(self, job: Job, provider: Provider, token: CancelToken):  # -> RemoteStatus
-        failures = 0
+        failures = unknown = 0
         journaled = job.progress
         started = time.monotonic()
         while True:
@@ -493,9 +569,17 @@ class Runner:
                     ) from exc
                 token.sleep(min(30.0, provider.poll_interval + self.poll_retry_base * 2**failures))
                 continue
-            new_facts = any(job.extra.get(k) != v for k, v in status.extra.items())
+            kept = facts(status.extra)
+            new_facts = any(job.extra.get(k) != v for k, v in kept.items())
             if new_facts:
-                job.extra.update(status.extra)
+                job.extra.update(kept)
+            unknown = unknown + 1 if status.state is RemoteState.UNKNOWN else 0
+            if unknown >= MAX_UNKNOWN_POLLS:
+                raise ProviderError(
+                    f"{provider.label} keeps sending a job status this add-on cannot read "
+                    f"({unknown} times in a row), so it stopped watching; the job may still "
+                    f"finish there — look it up in your {provider.label} account "
+                    f"({provider.shown_id(job.remote_id)})")
             if status.state is RemoteState.SUCCEEDED:
                 return status
             if status.state is RemoteState.FAILED:
@@ -540,3 +624,4 @@ def _yield_cpu() -> None:
 
 def _copy(job: Job) -> Job:
     return Job.from_dict(job.to_dict())
+

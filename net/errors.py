@@ -1,18 +1,24 @@
-"""What a request can end in besides an answer: a one-line error for the artist, or a cancel."""
+"""What a request can end in besides an answer: a one-line error for the artist, a cancel, or
+the job's overall deadline passing."""
 
 from __future__ import annotations
 
 import threading
+import time
+
+from .redact import clean_text
 
 
 class ProviderError(Exception):
     """A failure with a one-line message for the artist.
 
     `retryable` tells the caller a later attempt of the same call may succeed (it never means
-    re-submitting a paid job automatically).
+    re-submitting a paid job automatically). The message is cleaned and capped here, once, since
+    it often carries what a server said (`clean_text`).
     """
 
     def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
+        message = clean_text(message)
         super().__init__(message)
         self.message = message
         self.retryable = retryable
@@ -23,27 +29,56 @@ class Canceled(Exception):
     """Raised inside a worker when the artist canceled the job."""
 
 
-class CancelToken:
-    """A cancel flag a worker can sleep on, so cancel wakes it immediately."""
+class TimedOut(Canceled):
+    """Raised inside a worker when the job's overall deadline has passed. A kind of `Canceled`,
+    so everything that unwinds on a cancel unwinds on it too; the runner tells them apart (a
+    timed-out job keeps its remote task: it may still finish and be paid for)."""
 
-    def __init__(self) -> None:
+
+class CancelToken:
+    """A cancel flag a worker can sleep on, so cancel wakes it immediately; optionally with an
+    overall deadline (`time.monotonic()` seconds) after which every check and wait raises
+    `TimedOut`. The HTTP layer watches the same token to cut a request in flight."""
+
+    def __init__(self, deadline: float | None = None) -> None:
         self._event = threading.Event()
+        self.deadline = deadline
 
     def cancel(self) -> None:
         self._event.set()
+
+    def set_deadline(self, deadline: float | None) -> None:
+        self.deadline = deadline
 
     @property
     def canceled(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (None: none set)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
     def sleep(self, seconds: float) -> None:
-        """Sleep, or raise `Canceled` as soon as the job is canceled."""
-        if self._event.wait(max(0.0, seconds)):
+        """Sleep, or raise `Canceled` as soon as the job is canceled (`TimedOut` once its
+        deadline has passed)."""
+        wait = max(0.0, seconds)
+        left = self.remaining()
+        if left is not None:
+            wait = min(wait, max(0.0, left))
+        if self._event.wait(wait):
             raise Canceled()
+        if self.expired:
+            raise TimedOut()
 
     def check(self) -> None:
         if self._event.is_set():
             raise Canceled()
+        if self.expired:
+            raise TimedOut()
 
 
 class QueueFull(ProviderError):

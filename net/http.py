@@ -2,198 +2,74 @@
 
 Rules it enforces so that no provider module has to remember them:
 
-* HTTPS only, except for loopback (emulators, local tunnels).
+* HTTPS only, except for loopback (emulators, local tunnels); a link a server sent (a map, a
+  model, a redirect) only to a public host, unless the API itself is on this computer
+  (`links.py`).
+* Every request has a total deadline, a cancel cuts it within a fraction of a second, and every
+  answer is read with a cap that counts decoded bytes (`inflight.py`).
 * The API key goes only to the API's own origin, never to a download host or into a message or a
   log line (secrets are redacted even when a server echoes them back).
 * A request that may have created a paid task is never sent twice unless the caller says it is
   idempotent; reads and deletes are retried with exponential backoff and jitter, bounded in count
   and total time, honouring `Retry-After` and provider-specific hints.
 * Every failure becomes a `ProviderError` whose message is one line an artist can act on.
-* Downloads stream to a temporary file beside the destination and appear atomically, are capped
-  in size, must really be the expected kind of file, and are named by the caller only.
+* Downloads (`download.py`) stream to a temporary file beside the destination and appear
+  atomically, are capped in size, must really be the expected kind of file, and are named by the
+  caller only.
 """
 
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import logging
-import os
 import random
 import re
-import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 
-from ..formats import imagefile
+from . import inflight
+from .download import Downloaded, Downloads, NoAuth
 from .errors import CancelToken, ProviderError, QueueFull
 from .exchanges import ExchangeLog
+from .http_parts import (
+    CONNECT_TIMEOUT,
+    MIN_RATE,
+    NO_RETRY,
+    PREFS_HINT,
+    READ_TIMEOUT,
+    TRANSIENT,
+    HttpError,
+    LinkExpired,
+    RetryPolicy,
+    ServiceHooks,
+    Sleeper,
+    as_requests_error,
+    default_sleep,
+    loggable,
+    origin,
+    raise_cut,
+    url_problem,
+)
+from .links import is_loopback_host, link_problem
 from .redact import redact, secret_forms
+
+__all__ = ["NO_RETRY", "PREFS_HINT", "Downloaded", "HttpClient", "HttpError", "LinkExpired",
+           "RetryPolicy", "ServiceHooks", "Sleeper", "bearer", "default_sleep",
+           "is_loopback_host", "parse_retry_after", "url_problem"]
 
 log = logging.getLogger(__name__)
 
-PREFS_HINT = "Preferences > Add-ons > Text to Texture"
-CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 60.0
-_CHUNK = 1 << 18
+# A JSON answer (a task, a status, an error) is kilobytes; a few MB is far beyond any of them.
+MAX_ANSWER_BYTES = 4 << 20
+# An API call's total deadline, per attempt, plus the time its upload needs at `MIN_RATE`.
+API_DEADLINE = 60.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
-_MAX_REDIRECTS = 5
-# Statuses worth another try: throttling and server-side trouble. 501 is permanent.
-_TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
-
-Sleeper = Callable[[float, CancelToken | None], None]
-
-
-def default_sleep(seconds: float, cancel: CancelToken | None) -> None:
-    """Wait, waking at once with `Canceled` when the job is canceled."""
-    if cancel is not None:
-        cancel.sleep(seconds)
-    else:
-        time.sleep(seconds)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try again. Defaults follow Meshy's own client (waits of about 1, 2, 4 s)."""
-
-    retries: int = 3  # extra attempts after the first
-    base: float = 1.0  # first backoff, doubled each time
-    cap: float = 30.0  # no single wait longer than this, unless the server asks for it
-    max_total: float = 90.0  # never spend longer than this waiting on one call
-    jitter: float = 0.5  # fraction of each wait that is randomised, so clients spread out
-
-    def backoff(self, attempt: int) -> float:
-        """Wait before retry number `attempt` (0-based): exponential, capped, jittered."""
-        full = min(self.cap, self.base * (2**attempt))
-        return full * (1.0 - self.jitter) + random.uniform(0.0, full * self.jitter)
-
-
-NO_RETRY = RetryPolicy(retries=0)
-
-
-class HttpError(ProviderError):
-    """A `ProviderError` that also keeps what the service said, for provider-specific handling."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        provider_message: str = "",
-        body: Any = None,
-    ) -> None:
-        super().__init__(message, retryable=retryable, status=status)
-        self.provider_message = provider_message
-        self.body = body
-
-
-class LinkExpired(HttpError):
-    """A signed result URL that the storage no longer honours (403/404/410 on a download)."""
-
-
-class ServiceHooks:
-    """Where a provider teaches the client its error shapes and throttling hints.
-
-    Subclass and override what the service does differently; the defaults read the common
-    `{"message"|"error"|"detail"|"reason": ...}` shapes and the standard `Retry-After` header.
-    """
-
-    def error_message(self, status: int, body: Any) -> str:
-        """The service's own human message in an error body ("" if none)."""
-        if isinstance(body, Mapping):
-            for key in ("message", "error", "detail", "reason", "msg"):
-                value = body.get(key)
-                if isinstance(value, str) and value.strip():
-                    return value
-                if isinstance(value, Mapping):
-                    inner = self.error_message(status, value)
-                    if inner:
-                        return inner
-        if isinstance(body, str):
-            return body if len(body) < 300 and "<" not in body else ""
-        return ""
-
-    def retry_hint(self, status: int, body: Any, headers: Mapping[str, str]) -> float | None:
-        """Seconds the service asks us to wait (Scenario `remainingSeconds`, …), else None."""
-        return None
-
-    def is_transient(self, status: int, body: Any) -> bool | None:
-        """Override the default transient/permanent decision for a status (Triverse code 2000)."""
-        return None
-
-    def describe(self, status: int, message: str, context: str, label: str) -> str | None:
-        """A provider-specific one-liner for this failure (e.g. a 403 that means "content
-        refused" or "no credits"), or None for the standard wording."""
-        return None
-
-    # (issue 12) Added hook; the default keeps every service's behaviour unchanged.
-    def queue_full(self, status: int, body: Any, method: str, path: str) -> bool:
-        """True when this answer refuses a *new task* because the account's queue is full
-        (Meshy `pending_task_limit_reached`, Triverse 2000 on a create). Such an answer is not
-        retried here: `QueueFull` goes up to the runner, which waits for a slot instead."""
-        return False
-
-
-@dataclass
-class Downloaded:
-    path: str
-    kind: str  # "PNG" | "JPEG" | "WEBP" | "GLB" | "" (unchecked)
-    width: int
-    height: int
-    size: int
-
-
-_EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GLB": ".glb"}
-
-
-# --------------------------------------------------------------------------- URL policy
-
-
-def is_loopback_host(host: str) -> bool:
-    host = (host or "").strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: str, label: str, what: str = "address") -> str:
-    """"" if `url` may be used, else one line: HTTPS is required except on loopback."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return f"The {label} {what} is not a valid URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return f"The {label} {what} must start with https://"
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return (
-            f"The {label} {what} must use https:// (plain http is only allowed for this "
-            f"computer) — check {PREFS_HINT}"
-        )
-    return ""
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
-def _loggable(url: str) -> str:
-    """host/path without userinfo or query: signed URLs carry their signature in the query."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or ''}{parts.path}"
 
 
 # --------------------------------------------------------------------------- the client
@@ -210,7 +86,7 @@ class _HeaderAuth(requests.auth.AuthBase):
         self._origin = origin
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if _origin(r.url or "") == self._origin:
+        if origin(r.url or "") == self._origin:
             r.headers.update(self._headers)
         return r
 
@@ -218,7 +94,7 @@ class _HeaderAuth(requests.auth.AuthBase):
         return "_HeaderAuth(***)"
 
 
-class HttpClient:
+class HttpClient(Downloads):
     """One provider's connection to its service (a `requests.Session` with policy around it).
 
     `auth_headers` are applied only to requests to `base_url`'s origin. `sleep` and `retry` are
@@ -256,16 +132,22 @@ class HttpClient:
                 f"The {provider_label} API key contains spaces, line breaks or other "
                 f"characters a key cannot have — paste it again in {PREFS_HINT}"
             )
-        self.session = session or requests.Session()
-        self.session.auth = _HeaderAuth(auth_headers, _origin(self.base_url + "/"))
-        self.session.headers["User-Agent"] = user_agent
+        self._origin = origin(self.base_url + "/")
+        # Links a server sends may point home only when the API itself is at home (emulators).
+        self.loopback_base = is_loopback_host(urlsplit(self.base_url).hostname or "")
+        self.session = session or inflight.watched_session(user_agent)
+        if session is not None:
+            adapter = inflight.WatchedAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = user_agent
+        self.session.auth = _HeaderAuth(auth_headers, self._origin)
         # Result files live on storage hosts (CDNs, signed URLs) that must never see the key.
-        self.download_session = requests.Session()
-        self.download_session.auth = _NoAuth()
-        self.download_session.headers["User-Agent"] = user_agent
+        self.download_session = inflight.watched_session(user_agent)
+        self.download_session.auth = NoAuth()
 
     def __repr__(self) -> str:
-        return f"HttpClient({self.label}, {_loggable(self.base_url)})"
+        return f"HttpClient({self.label}, {loggable(self.base_url)})"
 
     def close(self) -> None:
         self.session.close()
@@ -275,6 +157,20 @@ class HttpClient:
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    def is_api(self, url: str) -> bool:
+        """True for a URL on the API's own origin (the base URL the artist configured)."""
+        try:
+            return origin(url) == self._origin
+        except ValueError:
+            return False
+
+    def address_problem(self, url: str, what: str = "result") -> str:
+        """"" if `url` may be fetched: the API's own origin by the base URL's rule, anything
+        else (a link a server sent) only over HTTPS to a public host (`links.link_problem`)."""
+        if self.is_api(url):
+            return url_problem(url, self.label)
+        return link_problem(url, allow_loopback=self.loopback_base, label=self.label, what=what)
 
     # ---- JSON helpers --------------------------------------------------------------------------
 
@@ -306,7 +202,7 @@ class HttpClient:
             return None
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HttpError(
                 f"{self.label} sent an answer that is not JSON (HTTP {resp.status_code}) — "
                 f"check the base URL in {PREFS_HINT}",
@@ -330,13 +226,19 @@ class HttpClient:
         idempotency_key: str | None = None,
         retry: RetryPolicy | None = None,
         context: str = "api",
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> requests.Response:
-        """Send one API call and return its 2xx response, or raise `HttpError`.
+        """Send one API call and return its 2xx response (its body read, at most `max_bytes`),
+        or raise `HttpError`.
 
         `safe` says whether sending the call twice is harmless; None derives it from the method
         (POST/PATCH are not). An unsafe call is retried only where the service certainly did not
         act on it: a 429 answer, or a connection that was never made. `context` picks the
         wording of a 404: "task" (a job the service forgot) or anything else (wrong endpoint).
+
+        Each attempt has a total deadline (`API_DEADLINE` plus its upload's time at `MIN_RATE`).
+        `cancel` (or, when None, the token of the job this worker runs) cuts a safe call in
+        flight; an unsafe one is left to finish, so a task it creates is not lost unseen.
         """
         method = method.upper()
         if safe is None:
@@ -347,20 +249,22 @@ class HttpClient:
             safe = True
         policy = retry or self.retry
         url = self.url(path)
-        problem = url_problem(url, self.label)
+        problem = self.address_problem(url, "request")
         if problem:
             raise ProviderError(problem)
         body = None if json_body is None else json.dumps(json_body).encode("utf-8")
         if body is not None:
             extra.setdefault("Content-Type", "application/json")
+        token = cancel if cancel is not None else inflight.job_token()
+        seconds = API_DEADLINE + _upload_size(body, data, files) / MIN_RATE
         attempt, waited, started = 0, 0.0, time.monotonic()
         while True:
-            if cancel is not None:
-                cancel.check()
+            if token is not None:
+                token.check()
             try:
                 resp = self._send(
-                    method, url, params=params, data=body if body is not None else data,
-                    files=files, headers=extra, timeout=self.timeout, allow_redirects=False,
+                    method, url, token, seconds, safe, max_bytes, params=params,
+                    data=body if body is not None else data, files=files, headers=extra,
                 )
             except requests.exceptions.SSLError:
                 # Retrying cannot fix a certificate; usually a proxy or antivirus intercepting.
@@ -399,25 +303,47 @@ class HttpClient:
                 raise failure
             attempt += 1
             log.info(
-                "%s %s %s: %s; retry %d/%d in %.1f s", self.label, method, _loggable(url),
+                "%s %s %s: %s; retry %d/%d in %.1f s", self.label, method, loggable(url),
                 self.redact(failure.message), attempt, policy.retries, wait,
             )
-            self.sleep(wait, cancel)
+            self.sleep(wait, token)
             waited += wait
 
-    def _send(self, method: str, url: str, **kw: Any) -> requests.Response:
-        """`session.request`, noted in the job's exchange log (issue 12; no other change)."""
+    def _send(self, method: str, url: str, token: CancelToken | None, seconds: float,
+              safe: bool, max_bytes: int, **kw: Any) -> requests.Response:
+        """One attempt: the request and its whole answer, as an exchange the watchdog guards.
+
+        Failures come out as requests' own exceptions (a cut at the total deadline as a
+        `ReadTimeout`), a cancel as `Canceled`/`TimedOut`, an oversized answer as `HttpError`.
+        """
         started = time.monotonic()
-        try:
-            resp = self.session.request(method, url, **kw)
-        except requests.RequestException as exc:
-            self._note(method, url, None, started, note=_connection_reason(exc))
-            raise
+        with inflight.exchange(token, seconds, interruptible=safe,
+                               public_only=not (self.loopback_base or self.is_api(url))) as ex:
+            try:
+                resp = self.session.request(method, url, stream=True, timeout=self.timeout,
+                                            allow_redirects=False, **kw)
+                with resp:
+                    content = inflight.read_capped(resp, max_bytes)
+            except inflight.TooLarge:
+                self._note(method, url, None, started, note="answer too large")
+                raise HttpError(
+                    f"{self.label} sent an answer larger than {max_bytes >> 20} MB; it was not "
+                    f"read — check the base URL in {PREFS_HINT}") from None
+            except inflight.LinkRefused as exc:
+                raise ProviderError(f"{self.label}: {exc}; it was not contacted") from None
+            except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
+                self._note(method, url, None, started, note=type(exc).__name__)
+                raise_cut(ex)
+                raise as_requests_error(exc) from None
+            raise_cut(ex)
+        resp._content = content
+        resp._content_consumed = True
         self._note(method, url, resp, started)
         return resp
 
     def _note(self, method: str, url: str, resp: requests.Response | None, started: float,
               note: str = "", body: bool = True) -> None:
+        """Add one exchange to the job's redacted log (the artist's "Copy report")."""
         if self.exchanges is None:
             return
         try:
@@ -455,7 +381,7 @@ class HttpClient:
         body = _body_of(resp)
         message = self._provider_message(status, body)
         hooked = self.hooks.is_transient(status, body)
-        transient = (status in _TRANSIENT) if hooked is None else hooked
+        transient = (status in TRANSIENT) if hooked is None else hooked
         line = self.hooks.describe(status, message, context, self.label)
         if line is None:
             line = self._standard_line(status, message, context)
@@ -506,190 +432,6 @@ class HttpClient:
         )
 
     # ---- downloads -----------------------------------------------------------------------------
-
-    def download(
-        self,
-        url: str,
-        dest_path: str,
-        max_bytes: int,
-        cancel: CancelToken | None = None,
-        expect: str | None = "image",
-        *,
-        what: str = "result",
-        attempts: int = 3,
-        fix_extension: bool = True,
-    ) -> Downloaded:
-        """Stream `url` to `dest_path` (named by the caller; nothing is taken from the server).
-
-        `expect`: "image" (PNG/JPEG/WEBP by content, not Content-Type), "glb", or None. With
-        `fix_extension`, the suffix of `dest_path` is replaced by the one of the sniffed format
-        (a JPEG is never saved as .png). Truncated or dropped transfers are retried `attempts`
-        times. A 403/404/410 raises `LinkExpired`: signed URLs expire, and only the provider
-        knows how to get fresh ones (by asking for the task again), so it is not retried here.
-        No API key is sent: result files live on storage hosts that must not see it.
-        """
-        problem = url_problem(url, self.label, f"link for the {what}")
-        if problem:
-            raise ProviderError(problem)
-        folder = os.path.dirname(os.path.abspath(dest_path))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise ProviderError(f"Could not create the folder {folder}: "
-                                f"{exc.strerror or exc}") from None
-        last: HttpError | None = None
-        for attempt in range(max(1, attempts)):
-            if cancel is not None:
-                cancel.check()
-            if attempt:
-                self.sleep(self.retry.backoff(attempt - 1), cancel)
-            try:
-                return self._download_once(url, dest_path, max_bytes, cancel, expect, what,
-                                           fix_extension)
-            except HttpError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-                log.info("%s download of %s failed (%s); attempt %d/%d", self.label,
-                         _loggable(url), exc.message, attempt + 1, attempts)
-        assert last is not None
-        reason = last.message.split(" — ")[0].rstrip(".")
-        raise HttpError(
-            f"The {what} download from {self.label} kept failing ({reason}) — try again later",
-            status=last.status, retryable=True,
-        )
-
-    def _download_once(
-        self,
-        url: str,
-        dest_path: str,
-        max_bytes: int,
-        cancel: CancelToken | None,
-        expect: str | None,
-        what: str,
-        fix_extension: bool,
-    ) -> Downloaded:
-        resp = self._open_download(url, what)
-        with resp:
-            declared = _content_length(resp)
-            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
-            if declared is not None and declared > max_bytes and not encoded:
-                raise HttpError(_too_big(what, self.label, declared, max_bytes))
-            folder = os.path.dirname(os.path.abspath(dest_path))
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
-            except OSError as exc:
-                raise ProviderError(f"Could not write into {folder}: "
-                                    f"{exc.strerror or exc}") from None
-            try:
-                size = self._stream(resp, fd, max_bytes, cancel, what, folder)
-                if declared is not None and size < declared and not encoded:
-                    raise HttpError(f"the {what} arrived incomplete ({size} of {declared} bytes)",
-                                    retryable=True)
-                kind, width, height = self._verify(tmp, expect, what)
-                final = dest_path
-                if fix_extension and kind in _EXT:
-                    final = os.path.splitext(dest_path)[0] + _EXT[kind]
-                os.chmod(tmp, 0o644)
-                try:
-                    os.replace(tmp, final)
-                except OSError as exc:  # e.g. Windows, with the old map open in Blender
-                    raise ProviderError(f"Could not save {os.path.basename(final)} in "
-                                        f"{folder}: {exc.strerror or exc}") from None
-            except BaseException:
-                _unlink(tmp)
-                raise
-        return Downloaded(final, kind, width, height, size)
-
-    def _open_download(self, url: str, what: str) -> requests.Response:
-        """GET with redirects followed by hand, so each hop is checked for HTTPS."""
-        for _ in range(_MAX_REDIRECTS + 1):
-            started = time.monotonic()
-            try:
-                resp = self.download_session.get(
-                    url, stream=True, timeout=self.timeout, allow_redirects=False,
-                    headers={"Accept-Encoding": "identity"},
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                self._note("GET", url, None, started, note=_connection_reason(exc))  # (issue 12)
-                raise self._connection_error(exc, True) from None
-            except requests.RequestException as exc:
-                raise HttpError(f"The {what} link from {self.label} cannot be fetched "
-                                f"({type(exc).__name__})") from None
-            self._note("GET", url, resp, started, body=False)  # (issue 12) a file: no body
-            if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
-                url = urljoin(url, resp.headers["Location"])
-                resp.close()
-                problem = url_problem(url, self.label, f"link for the {what}")
-                if problem:
-                    raise ProviderError(problem)
-                continue
-            if resp.status_code in (403, 404, 410):
-                resp.close()
-                raise LinkExpired(
-                    f"The {what} link from {self.label} has expired (HTTP {resp.status_code})",
-                    status=resp.status_code, retryable=False,
-                )
-            if resp.status_code >= 300:
-                status = resp.status_code
-                resp.close()
-                raise HttpError(
-                    f"{self.label} storage answered HTTP {status} for the {what}",
-                    status=status, retryable=status in _TRANSIENT,
-                )
-            return resp
-        raise HttpError(f"The {what} link from {self.label} redirects too often")
-
-    def _stream(
-        self, resp: requests.Response, fd: int, max_bytes: int, cancel: CancelToken | None,
-        what: str, folder: str,
-    ) -> int:
-        """Copy the body to `fd`; the cap counts decoded bytes, so a compressed bomb is stopped."""
-        size = 0
-        with os.fdopen(fd, "wb") as fh:
-            chunks = resp.raw.stream(_CHUNK, decode_content=True)
-            while True:
-                try:
-                    chunk = next(chunks, b"")
-                except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError):
-                    raise HttpError(f"the {what} transfer was cut off after {size} bytes",
-                                    retryable=True) from None
-                if not chunk:
-                    return size
-                if cancel is not None:
-                    cancel.check()
-                size += len(chunk)
-                if size > max_bytes:
-                    raise HttpError(_too_big(what, self.label, size, max_bytes))
-                try:
-                    fh.write(chunk)
-                except OSError as exc:
-                    raise ProviderError(
-                        f"Could not save the {what} in {folder}: "
-                        f"{exc.strerror or exc}"
-                    ) from None
-
-    def _verify(self, path: str, expect: str | None, what: str) -> tuple[str, int, int]:
-        if expect is None:
-            return ("", 0, 0)
-        if expect == "glb":
-            with open(path, "rb") as fh:
-                head = fh.read(12)
-            if head[:4] != b"glTF":
-                raise HttpError(f"{self.label} sent a {what} that is not a GLB model")
-            return ("GLB", 0, 0)
-        info = imagefile.image_info(path)
-        if info is None:
-            raise HttpError(f"{self.label} sent a {what} that is not an image (PNG, JPEG, WEBP)")
-        return info
-
-
-class _NoAuth(requests.auth.AuthBase):
-    """Explicitly no credentials (also keeps ~/.netrc out of downloads)."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -748,24 +490,17 @@ def _body_of(resp: requests.Response) -> Any:
         return resp.text[:2000] if resp.content else None
 
 
-def _content_length(resp: requests.Response) -> int | None:
-    try:
-        value = int(resp.headers.get("Content-Length", ""))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _too_big(what: str, label: str, size: int, limit: int) -> str:
-    return (f"The {what} from {label} is larger than the {limit // (1 << 20)} MB this add-on "
-            f"accepts ({size // (1 << 20)} MB or more)")
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def _upload_size(*bodies: Any) -> int:
+    """Roughly how many bytes a request sends (JSON, form data, files), for its deadline."""
+    size = 0
+    for body in bodies:
+        if isinstance(body, (bytes, bytearray, str)):
+            size += len(body)
+        elif isinstance(body, Mapping):
+            size += _upload_size(*body.values())
+        elif isinstance(body, (list, tuple)):
+            size += _upload_size(*body)
+    return size
 
 
 def _header_ok(value: str) -> bool:

@@ -17,10 +17,12 @@ once, and the job's worker thread picks the payload up in the provider's `poll`.
 
 * 200: accepted (also for an exact duplicate of the terminal webhook already taken: delivering
   twice is what an at-least-once sender does, and a 4xx would only make it try again);
-* 400 not JSON / not an object / no ``status``; 411 no length; 413 body over the cap;
+* 400 not JSON / not an object / no ``status`` / malformed framing (a bad chunk size, a length
+  and chunks); 411 no length; 413 body over the cap, however it was encoded; 415 an encoding
+  other than gzip/deflate; 429 too many requests at once from one address;
 * 404 unknown token; 410 a job that already ended here; 409 a different terminal status after
   the terminal one; 422 an ``order_id`` that is not this job's.
-Nothing but a 200 changes anything.
+Nothing but a 200 changes anything. Connections, deadlines and bodies: `local_http.py`.
 
 The server starts with the first registered job and stops when the last one is released (a
 refcount of live jobs, thread-safe). Tokens are secrets: log lines show only their first
@@ -34,24 +36,21 @@ import logging
 import os
 import re
 import secrets
-import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ProviderError
 from .http import PREFS_HINT
+from .local_http import GuardedHandler, LocalHTTPServer, ServerLimits, client_of
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-MAX_BODY = 256 * 1024  # a webhook is a few hundred bytes; anything near this is not DRESSX
+MAX_BODY = ServerLimits.max_body  # a webhook is a few hundred bytes
 TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters, 192 bits
-CONNECTION_TIMEOUT = 15.0  # a silent client may hold a connection thread this long
-MAX_CONNECTIONS = 32  # the tunnel makes this public: a flood gets closed sockets, not threads
 _FINISHED_MEMORY = 1024  # recently released tokens, answered 410 instead of 404
 _CHUNK = 1 << 16
 
@@ -143,24 +142,25 @@ class LocalServer:
     """A loopback HTTP server with a table of live jobs. Use the module functions for the
     process-wide one; tests may run their own."""
 
-    def __init__(self, port: int = 0, max_body: int = MAX_BODY) -> None:
+    def __init__(self, port: int = 0, max_body: int = MAX_BODY,
+                 limits: ServerLimits | None = None) -> None:
         self.requested_port = port
-        self.max_body = max_body
+        self.limits = limits or ServerLimits()
+        self.limits.max_body = max_body
         self._lock = threading.Lock()
         self._by_webhook: dict[str, Registration] = {}
         self._by_mesh: dict[str, Registration] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: LocalHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- life ----------------------------------------------------------------------------------
 
     def start(self) -> LocalServer:
         try:
-            httpd = _HTTPServer((HOST, self.requested_port), _Handler)
+            httpd = LocalHTTPServer((HOST, self.requested_port), _Handler, self.limits, self)
         except OSError as exc:
             raise ProviderError(_bind_problem(self.requested_port, exc)) from None
-        httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -295,74 +295,10 @@ def _bind_problem(port: int, exc: OSError) -> str:
 _ADDR_IN_USE = {98, 48, 10048}  # EADDRINUSE on Linux, macOS, Windows
 
 
-# --------------------------------------------------------------------------- HTTP plumbing
+# --------------------------------------------------------------------------- HTTP
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Tracks its connection threads so `stop` leaves none behind."""
-
-    daemon_threads = True
-    block_on_close = False
-    # SO_REUSEADDR lets a fixed port be bound again at once after a stop (TIME_WAIT); on Windows
-    # it would let two servers share the port, so it is off there.
-    allow_reuse_address = os.name != "nt"
-    owner: LocalServer
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._conns: dict[threading.Thread, socket.socket] = {}
-        self._conns_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            full = len(self._conns) >= MAX_CONNECTIONS
-        if full:
-            log.warning("local server: too many connections at once; one was closed")
-            self.shutdown_request(request)
-            return
-        thread = threading.Thread(target=self._serve_one, args=(request, client_address),
-                                  name="t2t-local-server-conn", daemon=True)
-        with self._conns_lock:
-            self._conns[thread] = request
-        thread.start()
-
-    def _serve_one(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception as exc:  # a client that went away must not print a traceback
-            log.debug("local server: connection ended: %s", type(exc).__name__)
-        finally:
-            self.shutdown_request(request)
-            with self._conns_lock:
-                self._conns.pop(threading.current_thread(), None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("local server: request failed", exc_info=True)
-
-    def close_connections(self, timeout: float = 2.0) -> None:
-        """Cut open connections (a slow mesh download) and wait for their threads."""
-        with self._conns_lock:
-            conns = list(self._conns.items())
-        for _, sock in conns:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread, _ in conns:
-            thread.join(timeout)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: one request per connection, so no idle keep-alive thread outlives its request.
-    protocol_version = "HTTP/1.0"
-    server_version = "TextToTexture"
-    sys_version = ""
-    timeout = CONNECTION_TIMEOUT
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the request line holds a token
-
+class _Handler(GuardedHandler):
     def do_GET(self) -> None:
         self._mesh(head=False)
 
@@ -372,73 +308,38 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         m = _WEBHOOK_PATH.search(urlsplit(self.path).path)
         if m is None:
-            self._reply(404, "not found")
+            self.reply(404, "not found")
             return
-        raw, problem = self._body()
+        raw, problem = self.body()
         if problem is not None:
-            self._reply(*problem)
+            self.reply(*problem)
             return
-        self._reply(*self.server.owner.deliver(m["token"], raw))
+        self.reply(*self.server.owner.deliver(m["token"], raw))
 
     def _not_found(self) -> None:
-        self._reply(404, "not found")
+        self.reply(404, "not found")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
 
-    # ---- pieces --------------------------------------------------------------------------------
-
-    def _body(self) -> tuple[bytes, tuple[int, str] | None]:
-        cap = self.server.owner.max_body
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunked(cap)
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            return b"", (411, "a Content-Length is required")
-        try:
-            length = int(length_text)
-        except ValueError:
-            return b"", (400, "bad Content-Length")
-        if length < 0:
-            return b"", (400, "bad Content-Length")
-        if length > cap:
-            return b"", (413, f"the body is larger than {cap} bytes")
-        raw = self.rfile.read(length)
-        if len(raw) < length:
-            return b"", (400, "the body is incomplete")
-        return raw, None
-
-    def _chunked(self, cap: int) -> tuple[bytes, tuple[int, str] | None]:
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                n = int(line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                return b"", (400, "bad chunked body")
-            if n == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts), None
-            size += n
-            if size > cap:
-                return b"", (413, f"the body is larger than {cap} bytes")
-            parts.append(self.rfile.read(n))
-            self.rfile.readline(1024)
-
     def _mesh(self, head: bool) -> None:
+        if not self.server.claim_client(client_of(self.headers, self.client_address[0])):
+            self.reply(429, "too many requests at once from one address")
+            return
         m = _MESH_PATH.search(urlsplit(self.path).path)
         reg = self.server.owner.mesh_for(m["token"]) if m else None
         if reg is None or not reg.mesh_path:
-            self._reply(404, "not found")
+            self.server.request_arrived(self.server.limits.answer_s)
+            self.reply(404, "not found")
             return
         try:
             fh = open(reg.mesh_path, "rb")
         except OSError:
-            self._reply(404, "not found")
+            self.reply(404, "not found")
             return
         with fh:
             size = os.fstat(fh.fileno()).st_size
+            limits = self.server.limits
+            self.server.request_arrived(limits.answer_s + size / limits.send_rate)
             self.send_response(200)
             self.send_header("Content-Type", "model/obj")
             self.send_header("Content-Length", str(size))
@@ -450,16 +351,6 @@ class _Handler(BaseHTTPRequestHandler):
             log.info("DRESSX fetched the mesh for order %s (%d bytes)", reg.order, size)
             while chunk := fh.read(_CHUNK):
                 self.wfile.write(chunk)
-
-    def _reply(self, status: int, message: str) -> None:
-        body = json.dumps({"ok": status < 300, "message": message}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
 
 # --------------------------------------------------------------------------- the process-wide one

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
+from bpy.props import BoolProperty
 
-from ..blender.batch import BatchRun, count_busy, count_valid
+from ..blender.batch import BatchRun, count_busy, count_valid, unwrap_pause
 from ..blender.drive import ensure_pump
 from ..blender.engine import IDLE_TICK_S
 from ..blender.preflight import online_blocker
 from ..blender.prompts import count_own
+from ..blender.uvs import ASK_ABOVE_S
 
 
 class T2T_OT_generate(bpy.types.Operator):
@@ -24,6 +26,9 @@ class T2T_OT_generate(bpy.types.Operator):
     bl_idname = "text_to_texture.generate"
     bl_label = "Texture Selected"
     bl_options = {"REGISTER"}
+
+    # Set once the artist agreed, in the dialog, to the pause an unwrap takes.
+    unwrap_agreed: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})  # type: ignore[valid-type]
 
     _timer: Any = None
     _run: BatchRun | None = None
@@ -69,6 +74,11 @@ class T2T_OT_generate(bpy.types.Operator):
                 self.report({level}, line)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        if self.unwrap_agreed and context.window is not None and not bpy.app.background:
+            # Confirmed in the dialog: run watched, like a press of the button.
+            bpy.ops.text_to_texture.generate(  # type: ignore[attr-defined]
+                "INVOKE_DEFAULT", unwrap_agreed=True)
+            return {"FINISHED"}
         if not self._start(context):
             return {"CANCELLED"}
         assert self._run is not None
@@ -79,6 +89,16 @@ class T2T_OT_generate(bpy.types.Operator):
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if context.window is None:  # no window to put a timer on: behave like a script
             return self.execute(context)
+        if not self.unwrap_agreed:
+            seconds, what = unwrap_pause(context)
+            if seconds >= ASK_ABOVE_S:  # Smart UV Project cannot be split: ask first
+                self.unwrap_agreed = True
+                return context.window_manager.invoke_confirm(  # type: ignore[return-value]
+                    self, event, title="Unwrap before texturing?",
+                    message=(f"{what} has no UV map. Unwrapping it pauses Blender for about "
+                             f"{seconds:.0f} s. Cancel to unwrap it yourself, or choose UVs: "
+                             "'Existing only' to skip it."),
+                    confirm_text="Unwrap and Texture", icon="WARNING")
         if not self._start(context):
             return {"CANCELLED"}
         assert self._run is not None

@@ -71,8 +71,10 @@ class T2T_OT_clear_finished(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         jobs = context.scene.text_to_texture.jobs
+        records = engine().records
         for i in reversed(range(len(jobs))):
             if State(jobs[i].state).terminal:
+                records.forget(jobs[i].job_id)  # cleared on purpose: no undo brings it back
                 jobs.remove(i)
         return {"FINISHED"}
 

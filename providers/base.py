@@ -8,6 +8,7 @@ threads only, never import `bpy`, and raise `ProviderError` with a message an ar
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -31,6 +32,7 @@ from ..net.errors import (  # noqa: F401  (re-exported)
     CancelToken,
     ProviderError,
     QueueFull,
+    TimedOut,
 )
 from ..net.exchanges import ExchangeLog
 from ..net.redact import redact, secret_forms
@@ -42,6 +44,9 @@ class RemoteState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    # The service sent a status this version cannot read (a new word, a number, null, a list).
+    # Watched like RUNNING, but the runner ends the job after a bounded number of these in a row.
+    UNKNOWN = "unknown"
 
     @property
     def terminal(self) -> bool:
@@ -81,6 +86,21 @@ class RemoteStatus:
     maps: dict[str, str] = field(default_factory=dict)  # role -> URL (or provider token)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. balance, uv info
 
+    def __post_init__(self) -> None:
+        self.progress = fraction(self.progress, 1.0)
+
+
+def fraction(value: Any, full: float = 100.0) -> float:
+    """A server's progress (`full` = done) as 0..1; anything that is not a finite number
+    (NaN, infinity, a string, a bool, null) counts as no progress, never as done."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return 0.0
+    try:
+        number = float(value) / full
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return 0.0
+    return max(0.0, min(1.0, number)) if math.isfinite(number) else 0.0
+
 
 @dataclass
 class ProviderConfig:
@@ -89,6 +109,7 @@ class ProviderConfig:
     api_key: str = ""
     api_base: str = ""
     extras: dict[str, str] = field(default_factory=dict)
+    timeout_s: str = ""  # the job's overall deadline (preferences / <P>_TIMEOUT_S); "" = default
 
     def __repr__(self) -> str:  # keys must never reach a log line through a repr
         masked = "***" if self.api_key else ""
@@ -144,6 +165,9 @@ class Provider:
     # with one line before anything is exported or sent.
     max_triangles: ClassVar[int] = 0
     default_base: ClassVar[str] = ""  # the service's documented base URL ("" offline)
+    # How long a job may take from being sent until its maps are in, unless the preferences say
+    # otherwise (0: no limit). When it passes, the job ends as timed out and keeps its remote id.
+    default_timeout_s: ClassVar[float] = 0.0
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig()
@@ -169,10 +193,35 @@ class Provider:
             return ConnectionCheck(False, problem)
         return ConnectionCheck(True, f"{self.label} works here: no account or network needed")
 
+    def timeout_s(self, options: dict[str, Any] | None = None) -> float:
+        """The job's overall deadline in seconds (0: none): `options["timeout_s"]`, else the
+        preferences' (`config.timeout_s`), else `default_timeout_s`."""
+        raw = (options or {}).get("timeout_s")
+        if raw is None or raw == "":
+            raw = self.config.timeout_s
+        if raw is None or raw == "":
+            return float(self.default_timeout_s)
+        value = _seconds(raw)
+        if value is None:
+            raise ProviderError(f"The {self.label} time limit must be a number of seconds above "
+                                "0 — check the preferences")
+        return value
+
     @classmethod
     def shown_id(cls, remote_id: str) -> str:
-        """The remote id as a report may show it (DRESSX's carries its webhook token)."""
+        """The remote id as the artist may see it and a .blend may keep it (a provider whose
+        id carries a secret of the job shows less). Given a shown id, returns it unchanged."""
         return remote_id
+
+    def timed_out_message(self, remote_id: str, seconds: float) -> str:
+        """The line a job ends with when its overall deadline passed."""
+        label = self.label
+        return (f"{label} did not finish within {duration(seconds)}; it may still finish there "
+                f"— look it up in your {label} account ({self.shown_id(remote_id)})")
+
+    def abandon(self, remote_id: str) -> None:
+        """The job ended here without the service saying so (timed out): drop what this side
+        keeps for it. Unlike `cancel`, the remote task is left alone."""
 
     def check_request(self, request: TextureRequest) -> str:
         """"" or one line saying why the service would refuse this request (prompt too long…),
@@ -219,3 +268,23 @@ class Provider:
 
     def cancel(self, remote_id: str) -> None:
         """Ask the service to stop the task, where it can; best effort."""
+
+
+def _seconds(raw: Any) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def duration(seconds: float) -> str:
+    """A time limit as an artist reads it: "45 s", "30 min", "2 h"."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:g} h"

@@ -31,6 +31,7 @@ class CloudProvider(Provider):
     # Every cloud provider takes the artist's "Jobs at once": the preference
     # `<prefix>_jobs_at_once` or the variable `<PROVIDER>_JOBS_AT_ONCE`.
     jobs_at_once_extra: ClassVar[str] = "jobs_at_once"
+    default_timeout_s = 3600.0  # a cloud job that has not finished within an hour is stuck
 
     def __init__(
         self,

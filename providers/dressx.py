@@ -19,7 +19,8 @@ again. DRESSX keeps the result URL it was given, so this only works when the loc
 out with its order id. A success webhook is also written beside the maps
 (``.<stem>.dressx-result.json``, removed once the maps are in), so a restart during the downloads
 does not lose a paid result. The remote id holds the webhook token: it is a secret of the job
-(anyone who has it and the tunnel address can post a result), so it is journaled but never logged.
+(anyone who has it and the tunnel address can post a result), so it is journaled but never logged,
+shown or kept in the .blend (`shown_id` gives the order id only).
 
 Settings, `ProviderConfig.extras` (preferences / environment) unless said otherwise:
 
@@ -28,7 +29,8 @@ Settings, `ProviderConfig.extras` (preferences / environment) unless said otherw
 * ``local_port``: fixed port for the local server; "" or 0 = a free one (resume then can't work).
   ``request.options["local_port"]`` wins.
 * ``coordinator_key``: sent as the body's optional ``key`` when set.
-* ``timeout_s``: how long to wait for the webhook (default 30 min); options ``timeout_s`` wins.
+* The job's time limit (`Provider.timeout_s`, preferences "Give up after" / DRESSX_TIMEOUT_S,
+  default 30 min) is how long to wait for the webhook; the runner ends the job when it passes.
 * ``num_inference_steps``: default 20 (the document's example); options win; 0 = not sent.
 * ``jobs_at_once`` (``DRESSX_JOBS_AT_ONCE``, the "Jobs at once" preference): orders at DRESSX at
   once (default 2; ``max_concurrency`` is read too, as before).
@@ -78,6 +80,7 @@ from .base import (
     RemoteState,
     RemoteStatus,
     TextureRequest,
+    duration,
 )
 from .cloud import CloudProvider
 
@@ -182,10 +185,10 @@ class DressxProvider(CloudProvider):
         ("public_url", "DRESSX_PUBLIC_URL"),
         ("local_port", "DRESSX_LOCAL_PORT"),
         ("coordinator_key", "DRESSX_COORDINATOR_KEY"),
-        ("timeout_s", "DRESSX_TIMEOUT_S"),
         ("jobs_at_once", "DRESSX_JOBS_AT_ONCE"),
     )
     default_base = DEFAULT_BASE
+    default_timeout_s = DEFAULT_TIMEOUT_S
     offline = False
     mesh_format = "OBJ"  # DRESSX takes "an .obj file containing the 3D mesh with UV coordinates"
     resubmit_safe = False  # every order costs balance
@@ -229,18 +232,6 @@ class DressxProvider(CloudProvider):
                                 f"empty for any free port) — check {PREFS_HINT} > DRESSX")
         return port
 
-    def timeout_s(self, options: Mapping[str, Any] | None = None) -> float:
-        raw = self._setting(options or {}, "timeout_s")
-        if raw in ("", None):
-            return DEFAULT_TIMEOUT_S
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            value = 0.0
-        if not value > 0:
-            raise ProviderError("The DRESSX timeout must be a number of seconds above 0")
-        return value
-
     def _steps(self, options: Mapping[str, Any]) -> int | None:
         raw = self._setting(options, "num_inference_steps")
         if raw in ("", None):
@@ -282,11 +273,6 @@ class DressxProvider(CloudProvider):
 
     def hooks(self) -> ServiceHooks:
         return DressxHooks()
-
-    @classmethod
-    def shown_id(cls, remote_id: str) -> str:
-        """Only the order id: the rest of the remote id is the job's webhook token."""
-        return f"order {remote_id.split(':', 1)[0]}" if remote_id else ""
 
     def check_connection(self, cancel: CancelToken | None) -> ConnectionCheck:
         """DRESSX has no free endpoint: the key is only known to be set (it is checked by the
@@ -425,11 +411,6 @@ class DressxProvider(CloudProvider):
             if status.state.terminal:
                 local_server.release(ref.webhook_token)
                 return status
-        timeout = self.timeout_s(request.options or {})
-        if self._clock() >= ref.submitted + timeout:
-            local_server.release(ref.webhook_token)
-            return RemoteStatus(RemoteState.FAILED, message=self._timed_out(ref, remote_id,
-                                                                             timeout))
         return RemoteStatus(RemoteState.RUNNING, 0.0, self._waiting_text(ref, reg, remote_id),
                             extra=self._extra_of(ref, remote_id))
 
@@ -486,13 +467,33 @@ class DressxProvider(CloudProvider):
             return f"Waiting for DRESSX to fetch the mesh (order {ref.order})"
         return f"DRESSX is texturing (order {ref.order})"
 
-    def _timed_out(self, ref: DressxRef, remote_id: str, timeout: float) -> str:
-        text = (f"DRESSX did not report back within {_duration(timeout)} (order {ref.order}); "
-                f"look it up in your DRESSX account")
+    @classmethod
+    def shown_id(cls, remote_id: str) -> str:
+        """The order id: the rest of the remote id (the webhook token) is a secret of the job."""
+        if not remote_id or remote_id.startswith("order "):
+            return remote_id
+        try:
+            return f"order {DressxRef.parse(remote_id).order}"
+        except ProviderError:
+            return "order unknown"
+
+    def timed_out_message(self, remote_id: str, seconds: float) -> str:
+        """The webhook never came within the time limit (the runner's deadline)."""
+        text = (f"DRESSX did not report back within {duration(seconds)} "
+                f"({self.shown_id(remote_id)}); look it up in your DRESSX account")
         if remote_id in self._rebound_without_port:
             text += (" (its result address changed when Blender restarted: set a fixed local "
                      "port for DRESSX to keep it)")
         return text
+
+    def abandon(self, remote_id: str) -> None:
+        """Stop listening for a timed-out order (its webhook would find a 410)."""
+        try:
+            ref = DressxRef.parse(remote_id)
+        except ProviderError:
+            return
+        local_server.release(ref.webhook_token)
+        self._forget_result(remote_id)
 
     # ---- the success webhook, kept on disk until the maps are in -------------------------------
 
@@ -672,15 +673,6 @@ def _int_or_none(value: Any) -> int | None:
         return int(str(value).strip())
     except ValueError:
         return None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:g} s"
-    minutes = seconds / 60
-    if minutes < 120:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:g} h"
 
 
 def _what(role: str) -> str:

@@ -43,11 +43,13 @@ def resolve_config(
     saved: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
 ) -> ProviderConfig:
-    """Preferences, overridden by environment variables (`<P>_API_KEY`, `<P>_API_BASE`, extras)."""
+    """Preferences, overridden by environment variables (`<P>_API_KEY`, `<P>_API_BASE`,
+    `<P>_TIMEOUT_S`, extras)."""
     env = os.environ if environ is None else environ
     cfg = ProviderConfig(
         api_key=env.get(f"{provider_id}_API_KEY") or saved.get("api_key", ""),
         api_base=env.get(f"{provider_id}_API_BASE") or saved.get("api_base", ""),
+        timeout_s=env.get(f"{provider_id}_TIMEOUT_S") or saved.get("timeout_s", ""),
     )
     cls = PROVIDERS.get(provider_id)
     for key, var in cls.extras if cls is not None else ():

@@ -37,11 +37,6 @@ PREFS: dict[str, Any] = {
     ),
     "dressx_jobs_at_once": jobs_at_once_pref(
         "DRESSX", "DRESSX", 2, "DRESSX publishes no limit"),
-    "dressx_timeout_s": IntProperty(
-        name="Give up after", default=1800, min=60, max=24 * 3600, subtype="TIME_ABSOLUTE",
-        description="How long to wait for DRESSX's result before the job ends as timed out "
-        "(its order id is kept to look it up)",
-    ),
 }
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ...formats import imagefile
 from ...net.http import PREFS_HINT, HttpError, ServiceHooks, is_loopback_host
+from ...net.redact import clean_text
 from ..base import (
     BASE_COLOR,
     METALLIC,
@@ -25,6 +26,7 @@ from ..base import (
     ProviderError,
     RemoteState,
     RemoteStatus,
+    fraction,
 )
 
 log = logging.getLogger(__name__)
@@ -306,9 +308,10 @@ def status_of(task: Mapping[str, Any]) -> RemoteStatus:
     """A task object (v2, or the fallback's v1) as a uniform status."""
     raw = str(task.get("status") or "").upper()
     state = STATES.get(raw)
-    if state is None:  # a status this version does not know: keep watching
-        log.warning("Meshy reported an unknown task status %r", raw)
-        state = RemoteState.RUNNING
+    if state is None:
+        # A status this version cannot read: watched, and counted by the runner.
+        log.warning("Meshy reported an unknown task status %r", raw[:40])
+        state = RemoteState.UNKNOWN
     if state is RemoteState.SUCCEEDED:
         # An old published example says "progress: 1" on a succeeded task: trust the status.
         return RemoteStatus(state, 1.0, maps=result_links(task))
@@ -337,7 +340,7 @@ def failure_message(task: Mapping[str, Any]) -> str:
     if code.startswith("moderation"):
         return ("Meshy refused the content (moderation) — change the prompt or the reference "
                 "image")
-    text = text[:300]
+    text = clean_text(text, 300)  # one printable line, cut with "…"
     if text:
         return f"Meshy: {text}"
     if code or kind:
@@ -353,10 +356,7 @@ def balance_of(answer: Any) -> float | None:
 
 
 def _progress(value: Any) -> float:
-    try:
-        return max(0.0, min(1.0, float(value) / 100.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return fraction(value, 100.0)  # NaN or a non-number is no progress, never 100 %
 
 
 def what(role: str) -> str:

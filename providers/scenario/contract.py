@@ -267,7 +267,7 @@ def progress_of(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         return 0.0
-    if math.isnan(number):
+    if not math.isfinite(number):
         return 0.0
     if number > 1.0:
         number /= 100.0

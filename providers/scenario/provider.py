@@ -318,8 +318,9 @@ class ScenarioProvider(MapStep, CloudProvider):
         raw = str(job.get("status") or "").strip().lower()
         state = c.STATES.get(raw)
         if state is None:  # a status this version does not know: keep watching
-            log.warning("Scenario reported an unknown job status %r", raw)
-            state = RemoteState.RUNNING
+            # A status this version cannot read: watched, and counted by the runner.
+            log.warning("Scenario reported an unknown job status %r", raw[:40])
+            state = RemoteState.UNKNOWN
         share = c.IMAGE_SHARE if request.enable_pbr else 1.0
         if state is RemoteState.SUCCEEDED:
             return RemoteStatus(state, share)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...net.http import PREFS_HINT, ServiceHooks, is_loopback_host
-from ..base import ProviderError, RemoteState, RemoteStatus
+from ..base import ProviderError, RemoteState, RemoteStatus, fraction
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,9 @@ def status_of(task: dict[str, Any]) -> RemoteStatus:
     if cost is not None:
         extra["cost_credits"] = cost
     if state is None:  # a status this version does not know: keep watching
-        log.warning("Triverse reported an unknown task status %r", raw)
-        state = RemoteState.RUNNING
+        # A status this version cannot read: watched, and counted by the runner.
+        log.warning("Triverse reported an unknown task status %r", raw[:40])
+        state = RemoteState.UNKNOWN
     if state is RemoteState.SUCCEEDED:
         return RemoteStatus(state, 1.0, extra=extra)
     if state is RemoteState.FAILED:
@@ -273,10 +274,7 @@ def _queue_message(queue: Any) -> str:
 
 
 def _progress(value: Any) -> float:
-    try:
-        return max(0.0, min(1.0, float(value) / 100.0))
-    except (TypeError, ValueError):
-        return 0.0
+    return fraction(value, 100.0)  # NaN or a non-number is no progress, never 100 %
 
 
 def first_str(data: Any, *names: str) -> str:

@@ -4,12 +4,10 @@ once when it expired, else `/tasks/download` through the API itself [C T7]."""
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 
 from ...net.http import HttpClient, HttpError, LinkExpired
-from ..base import CancelToken, ProviderError
-from .contract import MB, envelope_code, first_str, unwrap
+from ..base import CancelToken
+from .contract import envelope_code, first_str, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +48,13 @@ def result_url(client: HttpClient, remote_id: str, cancel: CancelToken) -> str:
 
 def download_direct(client: HttpClient, remote_id: str, dest: str, max_bytes: int,
                     cancel: CancelToken) -> str:
-    """`GET /tasks/download/{uuid}` needs the key, so it goes through the API session (not
-    streamed: http.py's streaming download never sends credentials)."""
-    resp = client.request("GET", f"/tasks/download/{remote_id}", cancel=cancel, context="task")
-    data = resp.content
-    if len(data) > max_bytes:
-        raise ProviderError(f"The textured model from Triverse is larger than "
-                            f"{max_bytes // MB} MB this add-on accepts")
-    if data[:4] != b"glTF":
-        if data[:1] == b"{":
-            unwrap(client.json_of(resp))  # a 200 carrying an error envelope
-        raise ProviderError("Triverse sent a textured model that is not a GLB")
-    folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".t2t-", suffix=".part", dir=folder)
+    """`GET /tasks/download/{uuid}` needs the key: streamed to the file like any download
+    (capped while it arrives), the key going to the API's own origin only."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ProviderError(f"Could not save the textured model in {folder}: "
-                            f"{exc.strerror or exc}") from None
-    return dest
+        return client.download(
+            f"/tasks/download/{remote_id}", dest, max_bytes, cancel, expect="glb",
+            what="textured model", with_key=True, fix_extension=False).path
+    except HttpError as exc:
+        if isinstance(exc.body, dict):
+            unwrap(exc.body)  # an error envelope (even on a 200): its documented line
+        raise

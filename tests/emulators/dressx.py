@@ -22,7 +22,9 @@ Choices where the sources are silent (all guesses):
 
 Webhook knobs: ``status_style`` "lower" (success/failure/canceled, as the example) or "upper"
 (SUCCEEDED/FAILED/CANCELED/PROCESSIN, as the text); ``webhook`` "normal", "never", "duplicate"
-(the final webhook twice) or "wrong_token" (sent to a result URL whose token was changed);
+(the final webhook twice) or "wrong_token" (sent to a result URL whose token was changed),
+taken by each task when it is created (a task made while webhooks "never" come never sends
+one, even if the knob is turned back before it ends);
 ``intermediate`` PROCESSIN webhooks before the final one; ``final_status`` overrides the final
 status string; ``webhook_retries`` re-sends a webhook the receiver did not take (2xx).
 """
@@ -155,6 +157,7 @@ class DressxEmulator(Emulator):
                 return self.error(402, "Insufficient balance.")
             self.balance -= 1
             task = self.new_task("text-to-texture", dict(body))
+            task.data["_webhook"] = self.webhook
         worker = threading.Thread(target=self._run, args=(task,), daemon=True,
                                   name=f"dressx-emulator-{order}")
         with self.lock:
@@ -223,10 +226,10 @@ class DressxEmulator(Emulator):
             final = self._payload(task, "done", "")
         if self.final_status is not None:
             final["status"] = self.final_status
-        if self.webhook == "never":
+        if task.data["_webhook"] == "never":
             return
         self._send(task, final)
-        if self.webhook == "duplicate":
+        if task.data["_webhook"] == "duplicate":
             self._send(task, dict(final))
 
     def _fetch_mesh(self, task: SimTask) -> str:
@@ -271,7 +274,7 @@ class DressxEmulator(Emulator):
 
     def _send(self, task: SimTask, payload: dict[str, Any]) -> None:
         url = str(task.data["result_url"])
-        if self.webhook == "wrong_token":
+        if task.data["_webhook"] == "wrong_token":
             url = _with_other_token(url)
         data = json.dumps(payload).encode()
         for attempt in range(self.webhook_retries + 1):

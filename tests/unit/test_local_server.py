@@ -233,15 +233,17 @@ def test_it_answers_at_once_while_the_consumer_and_a_download_are_slow(
     assert [p["i"] for p in taken] == list(range(10))
 
 
-def test_a_flood_of_connections_gets_no_threads(server: LocalServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ws, "MAX_CONNECTIONS", 3)
+def test_a_flood_of_connections_is_bounded_and_yields_to_new_ones(server: LocalServer) -> None:
+    """Full slots are not a wall: a new connection takes the slot of the oldest one still
+    sending its request; threads never grow past the cap."""
+    server.limits.max_connections = 3
     reg = server.register(1)
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
     try:
         assert wait_for(lambda: len(server_threads()) == 4)  # the accept loop + 3
         extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        assert extra.recv(10) == b""  # closed at once
+        assert idle[0].recv(10) == b""  # the oldest was dropped for it
+        assert wait_for(lambda: len(server_threads()) == 4)
         extra.close()
     finally:
         for s in idle:

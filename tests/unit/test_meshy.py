@@ -589,7 +589,7 @@ def test_status_is_normalised() -> None:
     assert queued.state is RemoteState.QUEUED and "3 ahead" in queued.message
     running = c.status_of({"status": "IN_PROGRESS", "progress": 97})
     assert running.progress == pytest.approx(0.97) and "finishing" in running.message
-    assert c.status_of({"status": "SOMETHING_NEW"}).state is RemoteState.RUNNING
+    assert c.status_of({"status": "SOMETHING_NEW"}).state is RemoteState.UNKNOWN
     failed = c.status_of({"status": "FAILED", "task_error": {
         "type": "invalid_input", "code": "moderation_blocked_nsfw", "message": "x"}})
     assert failed.message.startswith("Meshy refused the content (moderation)")

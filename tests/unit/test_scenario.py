@@ -710,7 +710,7 @@ def test_status_and_failures_are_normalised() -> None:
     req = TextureRequest(job_id="j", prompt="p", enable_pbr=False)
     for word, state in (("pending", "queued"), ("warming-up", "running"),
                         ("FINALIZING", "running"), ("completed", "succeeded"),
-                        ("error", "failed"), ("cancelled", "canceled"), ("new-thing", "running")):
+                        ("error", "failed"), ("cancelled", "canceled"), ("new-thing", "unknown")):
         assert p._image_status({"status": word}, req).state is RemoteState(state), word
     assert p._image_status({"status": "in-progress", "progress": 0.4}, req).progress == 0.4
     assert p._image_status({"status": "in-progress", "progress": 55}, req).progress == 0.55

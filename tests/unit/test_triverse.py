@@ -712,7 +712,7 @@ def test_status_is_normalised() -> None:
     assert running.progress == pytest.approx(0.42) and running.extra == {"cost_credits": 9}
     assert status_of({"status": "SUCCESS", "progress": 100}).state is RemoteState.SUCCEEDED
     assert status_of({"status": "CANCELLED"}).state is RemoteState.CANCELED
-    assert status_of({"status": "SOMETHING_NEW"}).state is RemoteState.RUNNING
+    assert status_of({"status": "SOMETHING_NEW"}).state is RemoteState.UNKNOWN
     assert failure_message({"status": "FAILED", "error": None}) == (
         "Triverse reported the job failed (no reason given)")
     assert failure_message({"error": {"message": "Out of memory."}}) == "Triverse: Out of memory."
