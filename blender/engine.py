@@ -22,6 +22,7 @@ from ..jobs.journal import Journal
 from ..jobs.runner import Runner
 from ..providers.base import Provider
 from . import addon, apply
+from .bake_gather import target_for
 from .mesh_arrays import ExportError, evaluated_arrays
 from .records import RecordIndex
 
@@ -56,6 +57,8 @@ class Engine:
         self.waiting: list[str] = []  # QUEUED job ids, oldest first, not yet handed to a worker
         self.to_apply: list[str] = []  # READY job ids, applied a few per tick
         self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
+        self.to_gather: list[str] = []  # BAKING job ids whose worker waits for their object
+        self._gathered: set[str] = set()  # ... and those it was handed to (or told why not)
         self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply step" -> seconds
         self._ran_any = False  # this tick has started a job (or applied a result) already
         self._applying: dict[str, Iterator[None]] = {}  # job id -> its apply, part done
@@ -95,6 +98,7 @@ class Engine:
         self._start_waiting(deadline, result)
         for snap in self.runner.drain():
             self._take(snap, result)
+        self._gather_targets(deadline)
         self._ran_any = False
         self._apply_ready(deadline, result)
         result.active = len(self.active_ids())
@@ -104,7 +108,7 @@ class Engine:
 
     def next_tick_in(self) -> float:
         """Seconds until the next tick is due."""
-        if self.to_apply:
+        if self.to_apply or self.to_gather:
             return BUSY_TICK_S
         for job_id in self.waiting:
             provider = self.providers.get(job_id)
@@ -153,6 +157,10 @@ class Engine:
         ext = "glb" if provider.mesh_format == "GLB" else "obj"
         # The worker creates the folder: a mkdir here would hand the GIL to busy workers.
         job.request.mesh_path = str(addon.user_dir("cache", create=False) / f"{job.id}.{ext}")
+        # What the export applies is in a mesh the provider hands back: never applied twice.
+        exported = [m.name for m in obj.modifiers if m.show_viewport]
+        if exported:
+            job.extra["exported_modifiers"] = exported
         try:
             return evaluated_arrays(obj, rec.uv_map)
         except (ExportError, RuntimeError) as exc:
@@ -167,8 +175,25 @@ class Engine:
         self.sync(snap)
         if snap.state is State.READY:
             self.to_apply.append(snap.id)
+        elif snap.state is State.BAKING and snap.id not in self._gathered:
+            self._gathered.add(snap.id)  # its worker waits for the object's arrays
+            self.to_gather.append(snap.id)
         elif snap.state.terminal:
             self._finished(snap, result)
+
+    def _gather_targets(self, deadline: float) -> None:
+        """Hand baking workers their objects as arrays: main-thread work, spread over ticks."""
+        while self.to_gather:
+            if not self._fits("bake gather", deadline):
+                break
+            job_id = self.to_gather.pop(0)
+            job = self.jobs.get(job_id)
+            if job is None or job.state.terminal:
+                continue
+            began = time.perf_counter()
+            target, reason = target_for(self.record(job_id), job)
+            self.runner.provide_target(job_id, target, reason)
+            self._cost["bake gather"] = time.perf_counter() - began
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
         """Advance the applies a step at a time (each step well under a millisecond or two),
@@ -248,6 +273,8 @@ class Engine:
         self.providers.clear()
         self.waiting.clear()
         self.to_apply.clear()
+        self.to_gather.clear()
+        self._gathered.clear()
         self._applying.clear()
         self.parked.clear()
 

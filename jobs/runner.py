@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..formats import meshfile
+from ..formats.bake import BakeTarget
 from ..providers.base import (
     RESULT_MESH,
     UV_MESH,
@@ -27,6 +28,7 @@ from ..providers.base import (
     ProviderError,
     RemoteState,
 )
+from . import bake_step
 from .job import Job, State
 from .journal import Journal
 
@@ -80,6 +82,7 @@ class Runner:
         # file there would hand the GIL to busy workers at every read).
         self._meshes: dict[tuple[str, str], meshfile.MeshArrays] = {}
         self._chores_done = threading.Condition(self._lock)
+        self._desk = bake_step.Desk()  # the objects' arrays that baking workers wait for
         # Pause before polling again after a failed poll: base * 2**failures, at most 30 s.
         self.poll_retry_base = 1.0
 
@@ -131,6 +134,10 @@ class Runner:
         slot = self._slots.get(job_id)
         if slot is not None:
             slot.job.blend_file = path
+
+    def provide_target(self, job_id: str, target: BakeTarget | None, reason: str = "") -> None:
+        """The object a BAKING job's worker waits for, as arrays (or None: why there is none)."""
+        self._desk.provide(job_id, target, reason)
 
     def drain(self, max_events: int = 10_000) -> list[Job]:
         """Snapshots posted since the last call, in order; progress-only updates are coalesced
@@ -316,9 +323,10 @@ class Runner:
             pass
 
     def _finish_canceled(self, job: Job, provider: Provider) -> None:
+        self._desk.forget(job.id)
         if self._dead:
             return
-        if job.remote_id:
+        if job.remote_id and job.state is not State.BAKING:  # a baking job is done there
             try:
                 provider.cancel(job.remote_id)
             except Exception as exc:  # best effort: the job is canceled here either way
@@ -327,6 +335,10 @@ class Runner:
 
     def _run(self, job: Job, provider: Provider, token: CancelToken,
              mesh: meshfile.MeshArrays | None = None) -> None:
+        if job.state is State.BAKING:  # resumed mid-bake: everything it needs is on disk
+            self._bake(job, provider, token)
+            self._move(job, State.READY, "Maps ready", 1.0)
+            return
         if mesh is not None and job.state in (State.QUEUED, State.EXPORTING):
             self._write_mesh(job, mesh)
         if job.state in (State.QUEUED, State.EXPORTING) or (
@@ -340,7 +352,21 @@ class Runner:
         provider.restore(job.remote_id, dict(job.extra))
         status = self._watch(job, provider, token)
         self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
-        last = [0.0]
+        maps = provider.fetch(job.remote_id, status, job.request, token,
+                              self._progress(job, provider, token))
+        if not maps:
+            raise ProviderError(f"{provider.label} finished but returned no maps")
+        job.maps = dict(maps)
+        job.extra.update(status.extra)
+        bake = bake_step.wants_bake(job)
+        self._prepare_meshes(job, provider, keep=not bake)
+        if bake:
+            self._bake(job, provider, token)
+        self._move(job, State.READY, "Maps ready", 1.0)
+
+    def _progress(self, job: Job, provider: Provider, token: CancelToken
+                  ) -> Callable[[float, str], None]:
+        """Progress a step reports: shown at once, journaled with the next state change."""
 
         def progress(fraction: float, message: str) -> None:
             if self._dead:
@@ -349,15 +375,16 @@ class Runner:
             job.progress = max(0.0, min(1.0, fraction))
             job.message = provider.redact(message) or job.message
             self._post(job, journal=False)
-            last[0] = fraction
 
-        maps = provider.fetch(job.remote_id, status, job.request, token, progress)
-        if not maps:
-            raise ProviderError(f"{provider.label} finished but returned no maps")
-        job.maps = dict(maps)
-        job.extra.update(status.extra)
-        self._prepare_meshes(job, provider)
-        self._move(job, State.READY, "Maps ready", 1.0)
+        return progress
+
+    def _bake(self, job: Job, provider: Provider, token: CancelToken) -> None:
+        """Carry the maps onto the object's own UV map (see jobs/bake_step.py)."""
+        self._move(job, State.BAKING, f"Baking onto '{job.object_name}'", 0.0)
+        target, reason = self._desk.wait(job.id, token, lambda: self._dead)
+        bake_step.run(job, target, reason, provider.label, token,
+                      self._progress(job, provider, token),
+                      bake_step.waiting_for(HEAVY_WORK, token, lambda: self._dead))
 
     def _write_mesh(self, job: Job, mesh: meshfile.MeshArrays) -> None:
         """Write the arrays the main thread gathered as the file the provider sends."""
@@ -373,9 +400,10 @@ class Runner:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ProviderError(f"Could not export '{job.object_name}' as {fmt}: {reason}") from exc
 
-    def _prepare_meshes(self, job: Job, provider: Provider) -> None:
-        """Read a returned mesh into arrays here, so the main thread only copies them into
-        Blender; an unreadable mesh fails the job now, with the maps still on disk."""
+    def _prepare_meshes(self, job: Job, provider: Provider, keep: bool = True) -> None:
+        """Read a returned mesh into arrays here, so the main thread (or the bake) only loads
+        them; an unreadable mesh fails the job now, with the maps still on disk. `keep`: hand
+        the arrays to the main thread in memory too (it gives the object this mesh)."""
         for role in (RESULT_MESH, UV_MESH):
             if role in job.maps:
                 try:
@@ -386,7 +414,8 @@ class Runner:
                     raise ProviderError(
                         f"{provider.label}'s mesh could not be read: {exc}"
                     ) from exc
-                self._meshes[(job.id, role)] = arrays
+                if keep:
+                    self._meshes[(job.id, role)] = arrays
 
     def take_mesh(self, job_id: str, role: str) -> meshfile.MeshArrays | None:
         """The arrays a worker read from a job's returned mesh, once (None after a restart:

@@ -8,13 +8,20 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
+from ...jobs.bake_step import USE_PROVIDER_MESH
 from .common import common_options, draw_mesh_url, draw_reference_image
 
 SCENE: dict[str, Any] = {
     "meshy_original_uv": BoolProperty(
         name="Keep original UVs", default=True,
-        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, which "
-        "are brought onto the object as a new UV map 'Meshy_UV' (yours are kept)",
+        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, and its "
+        "maps are baked onto the object's UV map (your mesh and UVs are kept)",
+    ),
+    "meshy_use_provider_mesh": BoolProperty(
+        name="Use Meshy's mesh", default=False,
+        description="When Meshy makes its own UVs, give the object Meshy's mesh and UVs instead "
+        "of baking its maps onto yours. Your mesh is kept in the file; modifiers already in "
+        "Meshy's mesh are turned off",
     ),
     "meshy_ai_model": EnumProperty(
         name="Model",
@@ -37,6 +44,9 @@ PREFS: dict[str, Any] = {}
 def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:
     col.prop(settings, "meshy_ai_model")
     col.prop(settings, "meshy_original_uv")
+    sub = col.row()
+    sub.active = not settings.meshy_original_uv  # only then does Meshy send a mesh of its own
+    sub.prop(settings, "meshy_use_provider_mesh")
     legacy = col.column(align=True)
     legacy.active = False  # only Meshy's older endpoint reads it
     legacy.prop(settings, "meshy_art_style")
@@ -47,6 +57,8 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
 def options(settings: Any) -> dict[str, Any]:
     opts = common_options(settings, mesh_url_key="model_url", reference=True)
     opts["enable_original_uv"] = bool(settings.meshy_original_uv)
+    if settings.meshy_use_provider_mesh:
+        opts[USE_PROVIDER_MESH] = True
     if settings.meshy_ai_model != "latest":
         opts["ai_model"] = settings.meshy_ai_model
     opts["art_style"] = settings.meshy_art_style
