@@ -243,3 +243,15 @@ def result_glb(res: Result, embed: tuple[str, ...] = ("base_color", "metallic_ro
     gltf["materials"] = [material]
     gltf["buffers"][0]["byteLength"] = len(binary)
     return write_glb(gltf, bytes(binary))
+
+
+# Emulator knob values (Triverse's `result_topology`) -> share of triangles kept (None: all).
+KINDS: dict[str, float | None] = {"surface": None, "surface-decimated": 0.3}
+
+
+def served_glb(emulator: Any, task_id: str, upload: bytes, kind: str) -> bytes:
+    """A Triverse result GLB for `upload`; the `Result` is kept on the emulator
+    (`surface_results[task_id]`) for the test to check the bake against."""
+    res = result(upload, max(int(emulator.map_size), 256), KINDS[kind])
+    emulator.__dict__.setdefault("surface_results", {})[task_id] = res
+    return result_glb(res)
