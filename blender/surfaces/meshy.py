@@ -17,7 +17,7 @@ SCENE: dict[str, Any] = {
         description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, and its "
         "maps are baked onto the object's UV map (your mesh and UVs are kept)",
     ),
-    "meshy_use_provider_mesh": BoolProperty(
+    "meshy_use_provider_mesh": BoolProperty(  # type: ignore[func-returns-value]
         name="Use Meshy's mesh", default=False,
         description="When Meshy makes its own UVs, give the object Meshy's mesh and UVs instead "
         "of baking its maps onto yours. Your mesh is kept in the file; modifiers already in "

@@ -16,7 +16,7 @@ SCENE: dict[str, Any] = {
         description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
         "Triverse. Its maps are baked onto your object's UVs unless 'Use Triverse's mesh' is on",
     ),
-    "triverse_use_provider_mesh": BoolProperty(
+    "triverse_use_provider_mesh": BoolProperty(  # type: ignore[func-returns-value]
         name="Use Triverse's mesh", default=False,
         description="Give the object Triverse's own mesh and UVs instead of baking its maps onto "
         "yours. Your mesh is kept in the file; modifiers already in Triverse's mesh are turned "

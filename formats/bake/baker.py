@@ -130,12 +130,12 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
         unit_n = _unit(normal)
         hits = _closest(surface, points, unit_n, single[tri], base_radius, max_radius, check)
         found = hits.triangle >= 0
-        texel = coverage.texel[lo:hi][found]
+        texel = coverage.texel[lo:hi][found].astype(np.int32)
         matched.append(texel)
         s_corners = hits.triangle[found][:, None] * 3 + np.arange(3)
         sb = hits.bary[found]
         uv = np.einsum("kj,kjc->kc", sb, src.uvs[s_corners])
-        samplers: dict[tuple[int, int], Bilinear] = {}
+        samplers: dict[tuple[int, ...], Bilinear] = {}
         for role, img in images.items():
             shape = img.shape[:2]
             if shape not in samplers:
@@ -153,6 +153,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
                     to_tangent(world, at(tgt_t)[found], at(tgt_s)[found], normal[found]), full)
             out[role][texel] = _store(values, img.dtype)
         report(0.15 + 0.7 * hi / total, "Baking: sampling the maps")
+    del coverage, images, surface  # what the padding and the files need is in `out` now
     hit = np.concatenate(matched)
     share = len(hit) / total
     if share < MIN_MATCHED:

@@ -50,7 +50,7 @@ class _Grid:
         first = 0
         while first < len(a):  # in bounded slices: a big mesh has millions of entries
             done = ends[first - 1] if first else 0
-            last = max(first + 1, int(np.searchsorted(ends, done + (1 << 21), side="right")))
+            last = max(first + 1, int(np.searchsorted(ends, done + (1 << 19), side="right")))
             n = count[first:last]
             tri = np.repeat(np.arange(first, last, dtype=np.int64), n)
             local = np.arange(len(tri), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
@@ -109,8 +109,10 @@ class Surface:
         edges = np.concatenate([np.linalg.norm(self.ab, axis=1), np.linalg.norm(self.ac, axis=1)])
         self.edge: float = float(np.median(edges)) if len(edges) else 1.0
         # Component-major copies for the pair arithmetic (contiguous rows: faster products).
-        self._a_t, self._ab_t, self._ac_t, self._facing_t = (
-            np.ascontiguousarray(x.T) for x in (self.a, self.ab, self.ac, self.facing))
+        self._a_t: np.ndarray = np.ascontiguousarray(self.a.T)
+        self._ab_t: np.ndarray = np.ascontiguousarray(self.ab.T)
+        self._ac_t: np.ndarray = np.ascontiguousarray(self.ac.T)
+        self._facing_t: np.ndarray = np.ascontiguousarray(self.facing.T)
         self._grids: dict[int, _Grid] = {}
 
     def grid(self, level: int, base_radius: float) -> _Grid:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Candidate texels tested per step: bounds the temporary arrays (~40 bytes each).
-CHUNK = 1 << 21
+CHUNK = 1 << 19
 _EPS = 1e-7  # a texel centre exactly on an edge counts as inside (the other side may keep it)
 
 
@@ -22,7 +22,7 @@ class Coverage:
     """Covered texels of a `size`² image, row 0 at v = 0 (the bottom, as Blender stores it)."""
 
     size: int
-    texel: np.ndarray  # (K,) int64: row * size + column
+    texel: np.ndarray  # (K,) int64: row * size + column, ascending
     triangle: np.ndarray  # (K,) int32
     bary: np.ndarray  # (K, 3) float32 weights of the triangle's three corners
 
@@ -40,9 +40,9 @@ def rasterize(uvs: np.ndarray, size: int,
     counts = span[:, 0] * span[:, 1]
     counts[np.abs(area) < 1e-12] = 0  # no UV area: no texel can be inside
     ends = np.cumsum(counts)
-    texels: list[np.ndarray] = []
-    tris: list[np.ndarray] = []
-    barys: list[np.ndarray] = []
+    # Written straight into per-texel arrays: a texel several triangles cover keeps one.
+    owner = np.full(size * size, -1, dtype=np.int32)
+    weights = np.zeros((size * size, 3), dtype=np.float32)
     start_tri = 0
     while start_tri < len(counts):
         base = ends[start_tri - 1] if start_tri else 0
@@ -61,23 +61,14 @@ def rasterize(uvs: np.ndarray, size: int,
         width = span[tri, 0]
         x = lo[tri, 0] + local % width
         y = lo[tri, 1] + local // width
-        ox, oy = p[tri, 0, 0], p[tri, 0, 1]
-        dx, dy = x - ox, y - oy
+        dx, dy = x - p[tri, 0, 0], y - p[tri, 0, 1]
         inv = 1.0 / area[tri]
         b1 = (dx * e2[tri, 1] - dy * e2[tri, 0]) * inv
         b2 = (dy * e1[tri, 0] - dx * e1[tri, 1]) * inv
         b0 = 1.0 - b1 - b2
         inside = (b0 >= -_EPS) & (b1 >= -_EPS) & (b2 >= -_EPS)
-        texels.append(((y[inside] % size) * size + x[inside] % size).astype(np.int64))
-        tris.append(tri[inside].astype(np.int32))
-        barys.append(np.stack([b0[inside], b1[inside], b2[inside]], axis=1).astype(np.float32))
-    if not texels:
-        empty = np.zeros(0, np.int64)
-        return Coverage(size, empty, empty.astype(np.int32), np.zeros((0, 3), np.float32))
-    texel = np.concatenate(texels)
-    owner = np.full(size * size, -1, dtype=np.int64)
-    order = np.arange(len(texel))
-    owner[texel] = order  # one triangle per texel
-    keep = owner[texel] == order
-    return Coverage(size, texel[keep], np.concatenate(tris)[keep],
-                    np.concatenate(barys)[keep])
+        texel = (y[inside] % size) * size + x[inside] % size
+        owner[texel] = tri[inside]
+        weights[texel] = np.stack([b0[inside], b1[inside], b2[inside]], axis=1)
+    texel = np.flatnonzero(owner >= 0)
+    return Coverage(size, texel, owner[texel], weights[texel])
