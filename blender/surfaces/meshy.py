@@ -45,6 +45,7 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     col.prop(settings, "meshy_ai_model")
     col.prop(settings, "meshy_original_uv")
     sub = col.row()
+    sub.use_property_split = False  # a checkbox whose words need the box's whole width
     sub.active = not settings.meshy_original_uv  # only then does Meshy send a mesh of its own
     sub.prop(settings, "meshy_use_provider_mesh")
     legacy = col.column(align=True)

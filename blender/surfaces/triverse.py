@@ -28,7 +28,9 @@ PREFS: dict[str, Any] = {}
 
 def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> None:
     col.prop(settings, "triverse_polygon_limit")
-    col.prop(settings, "triverse_use_provider_mesh")
+    row = col.row()
+    row.use_property_split = False  # a checkbox whose words need the box's whole width
+    row.prop(settings, "triverse_use_provider_mesh")
     draw_reference_image(box, settings)
     draw_mesh_url(col, settings)
     draw_price(box, settings)
