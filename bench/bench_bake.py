@@ -192,7 +192,8 @@ def ticks_table() -> None:
     obj = bpy.context.active_object
     settings = bpy.context.scene.text_to_texture
     settings.prompt, settings.resolution = "bronze", "2048"
-    eng = ext_dev.installed("blender.engine").engine()
+    eng_mod = ext_dev.installed("blender.engine")
+    eng = eng_mod.engine()
     drive = ext_dev.installed("blender.drive")
     run = ext_dev.installed("blender.batch").BatchRun(bpy.context.scene, [obj])
     baking: list[float] = []
@@ -212,10 +213,11 @@ def ticks_table() -> None:
         woke = time.perf_counter()
         job = eng.jobs[run.job_ids[0]]
         was_baking = job.state.value == "baking"
-        gathering = bool(eng.to_gather)
+        handed = len(eng._gathered)  # the ticks that gather the object for the worker
+        busy = eng._gathering is not None
         drive.tick()
         dt = time.perf_counter() - woke
-        if gathering:
+        if busy or eng._gathering is not None or len(eng._gathered) > handed:
             gather.append(dt)
         elif was_baking:
             baking.append(dt)
@@ -232,7 +234,7 @@ def ticks_table() -> None:
     print("| main thread, while one 100k-triangle object bakes at 2048² | ticks | median ms | "
           "p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
-    print(row("the one tick that gathers the object (arrays and tangents)", gather))
+    print(row("the ticks that gather the object (its arrays, then its tangents)", gather))
     print(row("every other tick while baking", baking))
     print(row("waking late for a tick while baking (the worker holds the GIL)", late))
     print(row("waking late with no worker busy", idle_late))
@@ -257,8 +259,8 @@ def cycles_table() -> None:
     from text_to_texture.formats.bake.raster import rasterize
 
     print("| triangles | provider's mesh | size | baker | seconds | position error p50 / p99 |"
-          " texels differing > 2 % |")
-    print("|---:|---|---:|---|---:|---|---:|")
+          " numpy − Cycles: mean / max per texel | texels differing > 2 % |")
+    print("|---:|---|---:|---|---:|---|---|---:|")
     for tris, kind in ((10_000, "same"), (10_000, "decimated"), (100_000, "same")):
         folder = prepare(tris, kind)
         target = load_target(folder / "target.npz")
@@ -280,50 +282,80 @@ def cycles_table() -> None:
                 got = (img[cov.texel] - 0.1) / 0.8 * span + box["lo"]
                 got = np.stack([got[:, 0], -got[:, 2], got[:, 1]], 1)
                 errs[name] = np.abs(got - want).max(axis=1) / span.max()
-            differ = (np.abs(mine[cov.texel] - theirs[cov.texel]).max(axis=1) > 0.02).mean()
+            gap = np.abs(mine[cov.texel] - theirs[cov.texel]).max(axis=1)
+            differ = (gap > 0.02).mean()
             mesh = "same triangles" if kind == "same" else "decimated to 30 %"
             for name, secs in (("numpy (this add-on)", ours_s), ("Cycles EMIT", cycles_s)):
                 e = errs["numpy" if name.startswith("numpy") else "Cycles"]
                 print(f"| {tris:,} | {mesh} | {size}² | {name} | {secs:.1f} | "
                       f"{np.median(e) * 100:.2f} % / {np.percentile(e, 99) * 100:.2f} % | "
+                      f"{gap.mean() * 255:.2f} / {gap.max() * 255:.0f} levels | "
                       f"{differ * 100:.2f} % |")
+    folder = prepare(100_000, "same")
+    numpy_all = json.loads(subprocess.run([sys.executable, __file__, "_case", str(folder),
+                                           "2048"], capture_output=True, text=True,
+                                          check=True).stdout.strip().splitlines()[-1])
+    cyc = json.loads(subprocess.run([sys.executable, __file__, "_cycles3", str(folder), "2048"],
+                                    capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+    print()
+    print("| 100,000 triangles, 2048², base colour + packed map + normal map | wall s | "
+          "peak MB |")
+    print("|---|---:|---:|")
+    print(f"| numpy reprojection (one pass for all maps, on a worker thread) | "
+          f"{numpy_all['wall']:.1f} | {numpy_all['peak_mb']:.0f} |")
+    print(f"| Cycles in a background Blender: start-up {cyc['start']:.1f} s, three bakes, "
+          f"saving | {cyc['wall']:.1f} | {cyc['peak_mb']:.0f} |")
     print("> Cycles: one EMIT pass in this process (a background Blender would add its start-up "
           "and one pass per map: base colour, roughness/metallic, normal), 1 sample, cage "
           "extrusion 1 % of the object's diagonal, 16 px margin. Both bakes read the same "
           "provider map; the last column compares them texel by texel.")
 
 
-def _cycles_bake(bpy: Any, target: Any, source: Any, folder: Path, size: int
-                 ) -> tuple[np.ndarray, float]:
-    bpy.ops.wm.read_homefile(use_empty=True)
-    low = bpy.data.objects.new("low", _build(bpy, "low", target.positions, target.corner_verts,
-                                            target.uvs, "UVMap"))
-    high = bpy.data.objects.new("high", _build(bpy, "high", source.positions,
-                                              source.corner_verts, source.uvs, "Provider"))
-    for o in (low, high):
-        bpy.context.scene.collection.objects.link(o)
-    src = bpy.data.images.load(str(folder / "base_color.png"))
+def _cycles_bake(bpy: Any, target: Any, source: Any, folder: Path, size: int,
+                 role: str = "base_color", fresh: bool = True) -> tuple[np.ndarray, float]:
+    """Bake one map with Cycles, selected to active; (its pixels, seconds of the bake)."""
+    if fresh or "low" not in bpy.data.objects:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        low = bpy.data.objects.new("low", _build(bpy, "low", target.positions,
+                                                 target.corner_verts, target.uvs, "UVMap"))
+        high = bpy.data.objects.new("high", _build(bpy, "high", source.positions,
+                                                   source.corner_verts, source.uvs, "Provider"))
+        for o in (low, high):
+            bpy.context.scene.collection.objects.link(o)
+        high.data.materials.append(bpy.data.materials.new("src"))
+        low.data.materials.append(bpy.data.materials.new("dst"))
+    low, high = bpy.data.objects["low"], bpy.data.objects["high"]
+    src = bpy.data.images.load(str(folder / f"{role}.png"))
     src.colorspace_settings.is_data = True
-    mat = bpy.data.materials.new("src")
+    mat = high.data.materials[0]
     mat.use_nodes = True
     nt = mat.node_tree
+    nt.nodes.clear()
+    out_node = nt.nodes.new("ShaderNodeOutputMaterial")
     tex = nt.nodes.new("ShaderNodeTexImage")
     tex.image = src
     uvn = nt.nodes.new("ShaderNodeUVMap")
     uvn.uv_map = "Provider"
     nt.links.new(uvn.outputs[0], tex.inputs[0])
-    em = nt.nodes.new("ShaderNodeEmission")
-    nt.links.new(tex.outputs[0], em.inputs[0])
-    nt.links.new(em.outputs[0], nt.nodes["Material Output"].inputs[0])
-    high.data.materials.append(mat)
-    out = bpy.data.images.new("out", size, size)
+    if role == "normal":
+        bsdf = nt.nodes.new("ShaderNodeBsdfPrincipled")
+        nmap = nt.nodes.new("ShaderNodeNormalMap")
+        nmap.uv_map = "Provider"
+        nt.links.new(tex.outputs[0], nmap.inputs["Color"])
+        nt.links.new(nmap.outputs[0], bsdf.inputs["Normal"])
+        nt.links.new(bsdf.outputs[0], out_node.inputs[0])
+    else:
+        em = nt.nodes.new("ShaderNodeEmission")
+        nt.links.new(tex.outputs[0], em.inputs[0])
+        nt.links.new(em.outputs[0], out_node.inputs[0])
+    out = bpy.data.images.new(f"out_{role}", size, size)
     out.colorspace_settings.is_data = True
-    m2 = bpy.data.materials.new("dst")
+    m2 = low.data.materials[0]
     m2.use_nodes = True
     node = m2.node_tree.nodes.new("ShaderNodeTexImage")
     node.image = out
     m2.node_tree.nodes.active = node
-    low.data.materials.append(m2)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 1
@@ -333,15 +365,40 @@ def _cycles_bake(bpy: Any, target: Any, source: Any, folder: Path, size: int
     diag = float(np.linalg.norm(target.positions.max(0) - target.positions.min(0)))
     bake.cage_extrusion = 0.01 * diag
     bake.margin = 16 * size // 2048
-    for o in bpy.context.view_layer.objects:
-        o.select_set(o in (low, high))
-    bpy.context.view_layer.objects.active = low
     t = time.perf_counter()
-    bpy.ops.object.bake(type="EMIT")
+    with bpy.context.temp_override(active_object=low, object=low,
+                                   selected_objects=[low, high],
+                                   selected_editable_objects=[low, high]):
+        bpy.ops.object.bake(type="NORMAL" if role == "normal" else "EMIT",
+                            normal_space="TANGENT")
     secs = time.perf_counter() - t
+    out.filepath_raw = str(_SCRATCH / f"cycles_{role}.png")
+    out.file_format = "PNG"
+    out.save()
     px = np.empty(size * size * 4, np.float32)
     out.pixels.foreach_get(px)
     return px.reshape(-1, 4)[:, :3].astype(np.float64), secs
+
+
+def cycles_all(folder: Path, size: int) -> dict[str, Any]:
+    """What option (a) costs end to end, in a process of its own like a background Blender:
+    start (import Blender), build both meshes from the files, bake base colour and the packed
+    map (EMIT) and the normal map (NORMAL, tangent space), save the three PNGs."""
+    began = time.perf_counter()
+    import bpy
+
+    _package()
+    from text_to_texture.formats import meshfile
+    from text_to_texture.formats.bake import load_target
+
+    started = time.perf_counter() - began
+    target = load_target(folder / "target.npz")
+    source = meshfile.read_glb(folder / "result.glb")
+    image, _secs = _cycles_bake(bpy, target, source, folder, size, "base_color")
+    del image
+    _cycles_bake(bpy, target, source, folder, size, "metallic_roughness", fresh=False)
+    _cycles_bake(bpy, target, source, folder, size, "normal", fresh=False)
+    return {"wall": time.perf_counter() - began, "start": started, "peak_mb": _peak_mb()}
 
 
 def _build(bpy: Any, name: str, positions: np.ndarray, corner_verts: np.ndarray,
@@ -365,6 +422,9 @@ def _build(bpy: Any, name: str, positions: np.ndarray, corner_verts: np.ndarray,
 def main() -> None:
     if sys.argv[1:2] == ["_case"]:
         print(json.dumps(case(Path(sys.argv[2]), int(sys.argv[3]))))
+        return
+    if sys.argv[1:2] == ["_cycles3"]:
+        print(json.dumps(cycles_all(Path(sys.argv[2]), int(sys.argv[3]))))
         return
     wanted = set(sys.argv[1:]) or {"bake", "ticks", "cycles"}
     if "bake" in wanted:

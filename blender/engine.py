@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import bpy
 
@@ -22,7 +23,7 @@ from ..jobs.journal import Journal
 from ..jobs.runner import Runner
 from ..providers.base import Provider
 from . import addon, apply
-from .bake_gather import target_for
+from .bake_gather import gather_steps
 from .mesh_arrays import ExportError, evaluated_arrays
 from .records import RecordIndex
 
@@ -59,6 +60,7 @@ class Engine:
         self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
         self.to_gather: list[str] = []  # BAKING job ids whose worker waits for their object
         self._gathered: set[str] = set()  # ... and those it was handed to (or told why not)
+        self._gathering: tuple[str, Generator[None, None, Any]] | None = None
         self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply step" -> seconds
         self._ran_any = False  # this tick has started a job (or applied a result) already
         self._applying: dict[str, Iterator[None]] = {}  # job id -> its apply, part done
@@ -108,7 +110,7 @@ class Engine:
 
     def next_tick_in(self) -> float:
         """Seconds until the next tick is due."""
-        if self.to_apply or self.to_gather:
+        if self.to_apply or self.to_gather or self._gathering:
             return BUSY_TICK_S
         for job_id in self.waiting:
             provider = self.providers.get(job_id)
@@ -182,17 +184,28 @@ class Engine:
             self._finished(snap, result)
 
     def _gather_targets(self, deadline: float) -> None:
-        """Hand baking workers their objects as arrays: main-thread work, spread over ticks."""
-        while self.to_gather:
+        """Hand baking workers their objects as arrays: main-thread work, a step per tick."""
+        while self.to_gather or self._gathering:
             if not self._fits("bake gather", deadline):
                 break
-            job_id = self.to_gather.pop(0)
-            job = self.jobs.get(job_id)
-            if job is None or job.state.terminal:
-                continue
+            if self._gathering is None:
+                job_id = self.to_gather.pop(0)
+                job = self.jobs.get(job_id)
+                if job is None or job.state.terminal:
+                    continue
+                self._gathering = (job_id, gather_steps(self, job))
+            job_id, steps = self._gathering
             began = time.perf_counter()
-            target, reason = target_for(self.record(job_id), job)
-            self.runner.provide_target(job_id, target, reason)
+            try:
+                next(steps)
+            except StopIteration as done:
+                self._gathering = None
+                target, reason = done.value
+                self.runner.provide_target(job_id, target, reason)
+            except Exception as exc:  # a bug here must not leave the worker waiting forever
+                log.exception("gathering the object of job %s failed", job_id)
+                self._gathering = None
+                self.runner.provide_target(job_id, None, f"internal error: {exc}")
             self._cost["bake gather"] = time.perf_counter() - began
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
@@ -275,6 +288,7 @@ class Engine:
         self.to_apply.clear()
         self.to_gather.clear()
         self._gathered.clear()
+        self._gathering = None
         self._applying.clear()
         self.parked.clear()
 

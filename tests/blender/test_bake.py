@@ -130,6 +130,15 @@ def test_a_result_decimated_to_30_percent_is_baked_onto_the_full_mesh(
     check_bake(ball, rec, surface_triverse, 1024)
 
 
+def test_an_object_with_n_gons_is_baked_too(blender, surface_triverse) -> None:
+    """Blender computes tangents for triangles and quads only: the worker works them out."""
+    bpy = blender
+    can = add_mesh("cylinder", "Can")  # its caps are 32-gons
+    assert max(len(p.vertices) for p in can.data.polygons) == 32
+    rec = texture(bpy, can)
+    check_bake(can, rec, surface_triverse, 1024)
+
+
 def test_use_triverse_mesh_gives_the_object_its_mesh_without_applying_modifiers_twice(
         blender, triverse) -> None:
     bpy = blender
