@@ -30,6 +30,8 @@ BENCHES = [
     ("Triverse (emulator)", ["bench_triverse.py"]),
     ("DRESSX (emulator)", ["bench_dressx.py"]),
     ("Scenario (emulator)", ["bench_scenario.py"]),
+    ("Baking a result onto the object's own UVs: seconds, memory, main-thread ticks, against "
+     "Cycles", ["bench_bake.py"]),
 ]
 
 
