@@ -102,7 +102,6 @@ def run(job: Job, target: BakeTarget | None, reason: str, label: str, token: Can
     on disk, named in `job.extra["provider_maps"]`); or, when that cannot be done, leave the
     result as it is and say why in `job.extra["warning"]`."""
     role = mesh_role(job)
-    where = f"'{target.uv_name}'" if target is not None and target.uv_name else "its UV map"
     if target is None:
         _keep_mesh(job, label, reason)
         return
@@ -112,9 +111,8 @@ def run(job: Job, target: BakeTarget | None, reason: str, label: str, token: Can
         with heavy:
             result = bake(target, source, maps, int(job.request.resolution),
                           job.request.out_dir or ".", job.request.file_stem or job.id,
-                          check=token.check,
-                          progress=lambda f, m: progress(f, m.replace("Baking", f"Baking onto "
-                                                                      f"{where}", 1)))
+                          check=token.check, progress=progress,
+                          label=f"Baking onto UV map '{target.uv_name}'")
     except (BakeError, meshfile.MeshFileError) as exc:
         _keep_mesh(job, label, str(exc))
         return
@@ -124,7 +122,7 @@ def run(job: Job, target: BakeTarget | None, reason: str, label: str, token: Can
     job.extra["provider_maps"] = dict(job.maps)
     job.extra["baked"] = {"uv_map": target.uv_name, "matched": round(result.matched, 4)}
     if result.notes:
-        job.extra["note"] = f"Baked onto {where}; " + "; ".join(result.notes)
+        job.extra["note"] = f"Baked onto UV map '{target.uv_name}': " + "; ".join(result.notes)
     job.maps = dict(result.maps)
 
 

@@ -326,7 +326,11 @@ class Runner:
         self._desk.forget(job.id)
         if self._dead:
             return
-        if job.remote_id and job.state is not State.BAKING:  # a baking job is done there
+        if job.state is State.BAKING:  # done and paid for at the provider: keep what came
+            self._finish(job, State.CANCELED, f"Canceled while baking; {provider.label}'s maps "
+                                              f"are kept in {job.request.out_dir}")
+            return
+        if job.remote_id:
             try:
                 provider.cancel(job.remote_id)
             except Exception as exc:  # best effort: the job is canceled here either way
@@ -380,7 +384,7 @@ class Runner:
 
     def _bake(self, job: Job, provider: Provider, token: CancelToken) -> None:
         """Carry the maps onto the object's own UV map (see jobs/bake_step.py)."""
-        self._move(job, State.BAKING, f"Baking onto '{job.object_name}'", 0.0)
+        self._move(job, State.BAKING, "Baking: reading the object", 0.0)
         target, reason = self._desk.wait(job.id, token, lambda: self._dead)
         bake_step.run(job, target, reason, provider.label, token,
                       self._progress(job, provider, token),

@@ -77,17 +77,22 @@ class BakeResult:
 
 def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int,
          out_dir: str | os.PathLike[str], stem: str, *, check: Check | None = None,
-         progress: Progress | None = None) -> BakeResult:
+         progress: Progress | None = None, label: str = "Baking") -> BakeResult:
     """Bake `maps` (role -> PNG file, belonging to `source`'s UVs) onto `target`'s UV map at
-    `size`², written as "<stem>_<role>_baked.png" in `out_dir`; BakeError if it cannot be."""
+    `size`², written as "<stem>_<role>_baked.png" in `out_dir`; BakeError if it cannot be.
+    `progress(fraction, "<label>: what it does now")` is called as it goes."""
     check = check or (lambda: None)
-    report = progress or (lambda f, m: None)
+
+    def report(fraction: float, doing: str) -> None:
+        if progress is not None:
+            progress(fraction, f"{label}: {doing}")
+
     if source.uvs is None:
         raise BakeError("the provider's mesh has no UVs")
     if size < 8 or size > 16384:
         raise BakeError(f"a bake of {size} px is not possible")
     images = {role: _read_map(role, path) for role, path in maps.items()}
-    report(0.0, "Baking: reading the meshes")
+    report(0.0, "reading the meshes")
     src, refitted = _source_in_object_space(target, source)
     tgt_t, tgt_s = _target_frame(target)
     check()
@@ -95,7 +100,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
     coverage = rasterize(target.uvs.reshape(-1, 3, 2), size, check)
     if len(coverage.texel) == 0:
         raise BakeError(f"UV map '{target.uv_name}' covers no texel")
-    report(0.05, "Baking: matching the surfaces")
+    report(0.05, "laying out the texels")
     s_tri = src.corner_verts.reshape(-1, 3)
     s_pos = src.positions
     assert src.normals is not None and src.uvs is not None
@@ -108,7 +113,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
     if any(_role(r) == NORMAL for r in maps):
         src_t, src_s = corner_tangents(s_pos[src.corner_verts], src.corner_verts, src.normals,
                                        src.uvs)
-    report(0.1, "Baking: matching the surfaces")
+    report(0.1, "matching the surfaces")
     single = _single_source(target, tri_t, surface, base_radius, max_radius, check)
     out = {role: np.zeros((size * size, img.shape[2]), img.dtype)
            for role, img in images.items()}
@@ -152,7 +157,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
                 values[:, :3] = encode_normal(
                     to_tangent(world, at(tgt_t)[found], at(tgt_s)[found], normal[found]), full)
             out[role][texel] = _store(values, img.dtype)
-        report(0.15 + 0.7 * hi / total, "Baking: sampling the maps")
+        report(0.15 + 0.7 * hi / total, "sampling the maps")
     del coverage, images, surface  # what the padding and the files need is in `out` now
     hit = np.concatenate(matched)
     share = len(hit) / total
@@ -160,9 +165,9 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
         raise BakeError(
             f"the provider's mesh does not match the object's surface ({share:.0%} of it "
             f"found within {MAX_DISTANCE:.0%} of its size)")
-    report(0.85, "Baking: padding the islands")
+    report(0.85, "padding the islands")
     source_texel = nearest_covered(size, hit, check)
-    report(0.92, "Baking: saving the maps")
+    report(0.92, "saving the maps")
     paths: dict[str, str] = {}
     folder = Path(out_dir)
     for role, values in out.items():
@@ -171,7 +176,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
         path = folder / f"{stem}_{role.replace(VARIANT_SEP, '_v')}_baked.png"
         imagefile.write_png(str(path), filled[:, :, 0] if filled.shape[2] == 1 else filled)
         paths[role] = str(path)
-    report(1.0, "Baked")
+    report(1.0, "done")
     notes = ["the provider's mesh had moved; it was fitted back onto the object"] if refitted \
         else []
     return BakeResult(paths, share, refitted, notes)

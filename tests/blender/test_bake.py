@@ -193,6 +193,7 @@ def test_esc_while_baking_cancels_and_leaves_the_object_alone(blender, surface_t
     run.cancel()  # what Esc does in the modal operator
     run.run_to_end(timeout=30)
     assert rec.state == "canceled", rec.message
+    assert rec.message.startswith("Canceled while baking; Triverse's maps are kept in ")
     assert ball.active_material is None and snapshot(ball) == before
     job = engine().jobs[rec.job_id]
     assert all(Path(p).is_file() for p in job.maps.values())  # what was bought stays on disk

@@ -390,6 +390,7 @@ def test_cancel_while_baking_ends_the_job_here_only(tmp_path: Path) -> None:
     runner.cancel(job.id)
     done = settle(runner, [job.id], 10)[job.id]
     assert done.state is State.CANCELED
+    assert done.message.startswith("Canceled while baking; Meshy-like's maps are kept in")
     assert "cancel" not in provider.calls  # the provider's job was finished and paid for
 
 
