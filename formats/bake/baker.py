@@ -114,7 +114,9 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
         src_t, src_s = corner_tangents(s_pos[src.corner_verts], src.corner_verts, src.normals,
                                        src.uvs)
     report(0.1, "matching the surfaces")
-    single = _single_source(target, tri_t, surface, base_radius, max_radius, check)
+    single, probed = _single_source(target, tri_t, surface, base_radius, max_radius, check)
+    if probed < MIN_MATCHED / 2:  # far from matching: say so now, not after every texel
+        raise _mismatch(probed)
     out = {role: np.zeros((size * size, img.shape[2]), img.dtype)
            for role, img in images.items()}
     matched: list[np.ndarray] = []
@@ -149,22 +151,20 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
             if _role(role) == NORMAL and img.shape[2] >= 3 and src_t is not None:
                 assert src_s is not None
                 full = float(np.iinfo(img.dtype).max)
-                s_n = np.einsum("kj,kjc->kc", sb, src.normals[s_corners])
-                world = to_world(decode_normal(values, full),
-                                 np.einsum("kj,kjc->kc", sb, src_t[s_corners]),
-                                 np.einsum("kj,kj->k", sb, src_s[s_corners]), s_n)
-                world = carry_detail(world, _unit(s_n), unit_n[found])
+                source_frame = (np.einsum("kj,kjc->kc", sb, src_t[s_corners]),
+                                np.einsum("kj,kj->k", sb, src_s[s_corners]),
+                                np.einsum("kj,kjc->kc", sb, src.normals[s_corners]))
+                target_frame = (at(tgt_t)[found], at(tgt_s)[found], normal[found])
                 values[:, :3] = encode_normal(
-                    to_tangent(world, at(tgt_t)[found], at(tgt_s)[found], normal[found]), full)
+                    _carry_normals(decode_normal(values, full), source_frame, target_frame),
+                    full)
             out[role][texel] = _store(values, img.dtype)
         report(0.15 + 0.7 * hi / total, "sampling the maps")
     del coverage, images, surface  # what the padding and the files need is in `out` now
     hit = np.concatenate(matched)
     share = len(hit) / total
     if share < MIN_MATCHED:
-        raise BakeError(
-            f"the provider's mesh does not match the object's surface ({share:.0%} of it "
-            f"found within {MAX_DISTANCE:.0%} of its size)")
+        raise _mismatch(share)
     report(0.85, "padding the islands")
     source_texel = nearest_covered(size, hit, check)
     report(0.92, "saving the maps")
@@ -185,13 +185,29 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
 # --------------------------------------------------------------------------- helpers
 
 
+def _carry_normals(ts: np.ndarray, source: tuple[np.ndarray, ...],
+                   target: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Tangent-space normals read in the provider's frame (tangent, sign, normal at each
+    point) re-expressed in the object's, their detail kept relative to each surface."""
+    world = to_world(ts, *source)
+    world = carry_detail(world, _unit(source[2]), _unit(target[2]))
+    return to_tangent(world, *target)
+
+
 def _role(key: str) -> str:
     return key.partition(VARIANT_SEP)[0]
 
 
+def _mismatch(share: float) -> BakeError:
+    return BakeError(f"the provider's mesh does not match the object's surface ({share:.0%} "
+                     f"of it found within {MAX_DISTANCE:.0%} of its size)")
+
+
 def _single_source(target: BakeTarget, tri_t: np.ndarray, surface: Surface,
-                   base_radius: float, max_radius: float, check: Check) -> np.ndarray:
-    """(T,) the one provider triangle all of `PROBES` of each object triangle land on, or -1."""
+                   base_radius: float, max_radius: float, check: Check
+                   ) -> tuple[np.ndarray, float]:
+    """((T,) the one provider triangle all of `PROBES` of each object triangle land on, or -1;
+    the share of probes that found the provider's surface at all)."""
     count = len(tri_t)
     corners = target.positions[tri_t]  # (T, 3, 3)
     normals = target.normals.reshape(-1, 3, 3)
@@ -200,7 +216,7 @@ def _single_source(target: BakeTarget, tri_t: np.ndarray, surface: Surface,
     hits = surface.closest(points, unit_n, base_radius, max_radius, check)
     found = hits.triangle.reshape(count, len(PROBES))
     same = (found == found[:, :1]).all(axis=1) & (found[:, 0] >= 0)
-    return np.where(same, found[:, 0], -1).astype(np.int32)
+    return np.where(same, found[:, 0], -1).astype(np.int32), float((found >= 0).mean())
 
 
 def _closest(surface: Surface, points: np.ndarray, normals: np.ndarray, single: np.ndarray,
