@@ -16,7 +16,9 @@ from bake_checks import covered_texels, mip3_errors, normal_errors, pixels, posi
 from emulators import surface
 from t2t_testing import add_mesh, engine, installed, linked_image, select, set_prompt
 
-TOLERANCE = 0.02  # of the object's size: 8-bit maps and bilinear filtering, twice
+# Of the object's size: 8-bit maps and bilinear filtering, twice, and for a decimated result
+# its own coarseness (p99 is about 0.4 %, decimated 0.6 %).
+TOLERANCE = 0.01
 
 
 def snapshot(obj: Any) -> dict[str, Any]:
@@ -121,7 +123,8 @@ def test_a_result_decimated_to_30_percent_is_baked_onto_the_full_mesh(
         blender, surface_triverse) -> None:
     bpy = blender
     surface_triverse.result_topology = "surface-decimated"
-    ball = add_mesh("sphere", "Ball")  # no modifiers: Blender evaluates it as it is
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=64, ring_count=32)  # 3,968 triangles
+    ball = bpy.context.active_object  # no modifiers: Blender evaluates it as it is
     before = snapshot(ball)
     rec = texture(bpy, ball)
     assert snapshot(ball) == before  # (its tangents were read from the evaluated copy)
