@@ -1,7 +1,8 @@
 """The artist's object as a bake needs it: its evaluated triangles in object space, with the
 UV map the maps go onto and, per corner, the normal and tangent frame Blender's Normal Map
-node will read. Gathered on the main thread, saved beside the job's mesh file so a bake
-resumed after a restart finds it again."""
+node will read. Gathered on the main thread when the bake starts (blender/bake_gather.py) and
+handed to the job's worker in memory; `save_target`/`load_target` keep one in a file (tools,
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,6 @@ class BakeTarget:
     @property
     def triangles(self) -> int:
         return len(self.corner_verts) // 3
-
-
-def target_path(mesh_path: str | os.PathLike[str]) -> Path:
-    """Where a job's bake target is kept: beside the mesh file it exported."""
-    return Path(mesh_path).with_suffix(".bake.npz")
 
 
 def save_target(target: BakeTarget, path: str | os.PathLike[str]) -> Path:

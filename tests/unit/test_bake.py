@@ -19,7 +19,6 @@ from text_to_texture.formats.bake import (
     bake,
     load_target,
     save_target,
-    target_path,
 )
 from text_to_texture.formats.bake.closest import Surface
 from text_to_texture.formats.bake.fill import nearest_covered
@@ -285,7 +284,7 @@ def test_a_target_survives_a_file_round_trip(tmp_path: Path) -> None:
     target.tangents, target.signs = corner_tangents(
         target.positions[target.corner_verts], target.corner_verts, target.normals, target.uvs)
     target.uv_name = "UVMap"
-    back = load_target(save_target(target, target_path(tmp_path / "job.glb")))
+    back = load_target(save_target(target, tmp_path / "ball.bake.npz"))
     assert back.uv_name == "UVMap"
     for name in ("positions", "corner_verts", "normals", "uvs", "matrix", "tangents", "signs"):
         np.testing.assert_array_equal(getattr(back, name), getattr(target, name))
