@@ -1,8 +1,9 @@
 """The main thread's share of a bake: the artist's object as arrays (`formats.bake.BakeTarget`).
 
-Two ticks read the evaluated mesh (modifiers applied) with `foreach_get`, like an export, and
-the tangent frame Blender's Normal Map node will use for the job's UV map: `calc_tangents` on
-the evaluated mesh (MikkTSpace, the tangents a render reads), freed again at once. Blender
+One tick reads the evaluated mesh (modifiers applied) with `foreach_get`, like an export; when
+a normal map is to be baked, a second one reads the tangent frame Blender's Normal Map node will
+use for the job's UV map: `calc_tangents` on the evaluated mesh (MikkTSpace, the tangents a
+render reads), freed again at once. Blender
 computes tangents for triangles and quads only; a mesh with n-gons gets them worked out like
 MikkTSpace by the worker. Everything else of the bake runs on the job's worker.
 """
@@ -16,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..formats.bake import BakeTarget
+from ..formats.roles import NORMAL, VARIANT_SEP
 from ..jobs.job import Job
 from .mesh_arrays import ExportError, evaluated_mesh, loop_arrays
 
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
 
 
 def gather_steps(eng: Engine, job: Job) -> Generator[None, None, tuple[BakeTarget | None, str]]:
-    """The arrays a BAKING job's worker waits for (or None and the one line why not), in two
-    ticks: the mesh's arrays, then its tangents (each about what exporting it costs). Between
-    the two the artist may undo or delete: the record and object are looked up again."""
+    """The arrays a BAKING job's worker waits for (or None and the one line why not): a tick for
+    the mesh's arrays and, with a normal map, one for its tangents (each about what exporting
+    the mesh costs). Between the two the artist may undo or delete: everything is looked up
+    again."""
     obj, problem = _object(eng, job)
     if obj is None:
         return None, problem
@@ -35,18 +38,21 @@ def gather_steps(eng: Engine, job: Job) -> Generator[None, None, tuple[BakeTarge
         corners, loop_vert, co, normals, uv = loop_arrays(evaluated_mesh(obj), uv_name)
     except (ExportError, RuntimeError) as exc:
         return None, str(exc)
-    yield
-    obj, problem = _object(eng, job)
-    if obj is None:
-        return None, problem
-    try:
-        mesh = evaluated_mesh(obj)
-        if len(mesh.loops) != len(loop_vert):  # edited since the last tick: read it again
-            corners, loop_vert, co, normals, uv = loop_arrays(mesh, uv_name)
-        tangents, signs = _tangents(mesh, uv_name, corners)
-    except (ExportError, RuntimeError) as exc:
-        return None, str(exc)
-    assert uv is not None
+    tangents = signs = None
+    if any(role.partition(VARIANT_SEP)[0] == NORMAL for role in job.maps):
+        yield  # only a normal map needs the tangent frame: a tick of its own
+        obj, problem = _object(eng, job)
+        if obj is None:
+            return None, problem
+        try:
+            mesh = evaluated_mesh(obj)
+            if len(mesh.loops) != len(loop_vert):  # edited since the last tick: read again
+                corners, loop_vert, co, normals, uv = loop_arrays(mesh, uv_name)
+            tangents, signs = _tangents(mesh, uv_name, corners)
+        except (ExportError, RuntimeError) as exc:
+            return None, str(exc)
+    if uv is None:
+        return None, f"'{obj.name}' has no UV map '{uv_name}' after its modifiers"
     return BakeTarget(positions=co, corner_verts=loop_vert[corners], normals=normals[corners],
                       uvs=uv[corners], matrix=np.array(obj.matrix_world, dtype=np.float64),
                       tangents=tangents, signs=signs, uv_name=uv_name), ""

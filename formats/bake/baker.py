@@ -94,7 +94,8 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
     images = {role: _read_map(role, path) for role, path in maps.items()}
     report(0.0, "reading the meshes")
     src, refitted = _source_in_object_space(target, source)
-    tgt_t, tgt_s = _target_frame(target)
+    normal_maps = any(_role(r) == NORMAL for r in maps)
+    tgt_t, tgt_s = _target_frame(target) if normal_maps else (None, None)
     check()
     tri_t = target.corner_verts.reshape(-1, 3)
     coverage = rasterize(target.uvs.reshape(-1, 3, 2), size, check)
@@ -110,7 +111,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
     base_radius = max(0.125 * surface.edge, 1e-4 * diag)
     max_radius = max(MAX_DISTANCE * diag, base_radius)
     src_t = src_s = None
-    if any(_role(r) == NORMAL for r in maps):
+    if normal_maps:
         src_t, src_s = corner_tangents(s_pos[src.corner_verts], src.corner_verts, src.normals,
                                        src.uvs)
     report(0.1, "matching the surfaces")
@@ -149,7 +150,7 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
                 samplers[shape] = Bilinear(shape[0], shape[1], uv)
             values = samplers[shape](img)
             if _role(role) == NORMAL and img.shape[2] >= 3 and src_t is not None:
-                assert src_s is not None
+                assert src_s is not None and tgt_t is not None and tgt_s is not None
                 full = float(np.iinfo(img.dtype).max)
                 source_frame = (np.einsum("kj,kjc->kc", sb, src_t[s_corners]),
                                 np.einsum("kj,kj->k", sb, src_s[s_corners]),

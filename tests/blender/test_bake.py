@@ -133,6 +133,17 @@ def test_a_result_decimated_to_30_percent_is_baked_onto_the_full_mesh(
     check_bake(ball, rec, surface_triverse, 1024)
 
 
+def test_a_base_colour_alone_is_baked_too(blender, surface_triverse) -> None:
+    bpy = blender
+    ball = add_mesh("sphere", "Ball")
+    rec = texture(bpy, ball, enable_pbr=False)  # no normal map: no tangents needed
+    base = linked_image(ball.active_material, "Base Color").image
+    texels = covered_texels(ball, "UVMap", 1024)
+    err = position_errors(base, texels, result_of(surface_triverse))
+    assert (err < TOLERANCE).mean() >= 0.99
+    assert set(engine().jobs[rec.job_id].maps) == {"base_color"}
+
+
 def test_an_object_with_n_gons_is_baked_too(blender, surface_triverse) -> None:
     """Blender computes tangents for triangles and quads only: the worker works them out."""
     bpy = blender
