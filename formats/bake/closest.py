@@ -29,7 +29,7 @@ class Hits:
 
 class _Grid:
     def __init__(self, a: np.ndarray, ab: np.ndarray, ac: np.ndarray, face_n: np.ndarray,
-                 cell: float, radius: float) -> None:
+                 cell: float, radius: float, check: Callable[[], None] | None = None) -> None:
         lo_all = np.minimum(a, np.minimum(a + ab, a + ac)) - radius
         hi_all = np.maximum(a, np.maximum(a + ab, a + ac)) + radius
         origin = lo_all.min(axis=0) if len(a) else np.zeros(3, np.float32)
@@ -49,6 +49,8 @@ class _Grid:
         ends = np.cumsum(count)
         first = 0
         while first < len(a):  # in bounded slices: a big mesh has millions of entries
+            if check is not None:
+                check()
             done = ends[first - 1] if first else 0
             last = max(first + 1, int(np.searchsorted(ends, done + (1 << 19), side="right")))
             n = count[first:last]
@@ -115,11 +117,13 @@ class Surface:
         self._facing_t: np.ndarray = np.ascontiguousarray(self.facing.T)
         self._grids: dict[int, _Grid] = {}
 
-    def grid(self, level: int, base_radius: float) -> _Grid:
+    def grid(self, level: int, base_radius: float,
+             check: Callable[[], None] | None = None) -> _Grid:
         if level not in self._grids:
             radius = base_radius * 4.0**level
             cell = max(self.edge / 2, 2 * radius)
-            self._grids[level] = _Grid(self.a, self.ab, self.ac, self.face_n, cell, radius)
+            self._grids[level] = _Grid(self.a, self.ab, self.ac, self.face_n, cell, radius,
+                                       check)
         return self._grids[level]
 
     def closest(self, points: np.ndarray, normals: np.ndarray, base_radius: float,
@@ -132,7 +136,7 @@ class Surface:
         todo = np.arange(q)
         level = 0
         while len(todo):
-            grid = self.grid(level, base_radius)
+            grid = self.grid(level, base_radius, check)
             self._search(grid, points, normals, todo, hits, check)
             todo = todo[hits.triangle[todo] < 0]
             if grid.radius >= max_radius:

@@ -393,6 +393,27 @@ def test_cancel_while_baking_ends_the_job_here_only(tmp_path: Path) -> None:
     assert "cancel" not in provider.calls  # the provider's job was finished and paid for
 
 
+def test_cancel_is_felt_in_the_middle_of_a_bake(tmp_path: Path) -> None:
+    runner, provider = fast_runner(Journal(str(tmp_path / "j"))), result_provider(tmp_path)
+    job = runner_job(tmp_path)
+    job.request.resolution = 4096  # tens of seconds of work on this machine
+    runner.start(job, provider)
+    _wait_for(runner, job.id, State.BAKING)
+    runner.provide_target(job.id, provider.target)
+    end = time.monotonic() + 60
+    while time.monotonic() < end:  # until it is sampling the maps
+        snaps = [s for s in runner.drain() if s.id == job.id]
+        if any(s.progress >= 0.15 for s in snaps):
+            break
+        time.sleep(0.01)
+    asked = time.monotonic()
+    runner.cancel(job.id)
+    done = settle(runner, [job.id], 30)[job.id]
+    assert done.state is State.CANCELED
+    assert time.monotonic() - asked < 5.0  # a bake checks for cancel between small chunks
+    assert not list((tmp_path / "out").glob("*_baked.png"))
+
+
 def test_a_job_resumed_while_baking_bakes_again_without_the_provider(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path / "journal"))
     first, provider = fast_runner(journal), result_provider(tmp_path)
