@@ -49,12 +49,11 @@ MAX_DISTANCE = 0.05
 # Below this share of texels matched, the provider's mesh is not the object's surface (moved,
 # another object): the bake is refused rather than smeared.
 MIN_MATCHED = 0.9
-# Points inside each of the object's triangles (barycentric) whose closest provider triangles
-# are looked up first: when all of them land on one provider triangle, every texel of the
-# triangle is projected onto that one (the common case: Meshy keeps the topology, and a
-# remeshed result has triangles larger than the object's), else each texel searches.
-PROBES = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]],
-                  np.float32)
+# Points near the corners of each of the object's triangles (barycentric) whose closest
+# provider triangles are looked up first: when all land on one provider triangle, every texel
+# of the triangle is projected onto that one (the common case: Meshy keeps the topology, and
+# a remeshed result has triangles larger than the object's), else each texel searches.
+PROBES = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], np.float32)
 # A provider that moved or rescaled the mesh (centre or size off by more than this share of
 # the diagonal) has it fitted back onto the object's bounding box.
 REFIT = 0.1
@@ -137,7 +136,8 @@ def bake(target: BakeTarget, source: MeshArrays, maps: dict[str, str], size: int
         normal = at(target.normals)
         unit_n = _unit(normal)
         hits = _closest(surface, points, unit_n, single[tri], base_radius, max_radius, check)
-        found = hits.triangle >= 0
+        hit_any = hits.triangle >= 0
+        found: np.ndarray | slice = slice(None) if hit_any.all() else hit_any  # no copies
         texel = coverage.texel[lo:hi][found].astype(np.int32)
         matched.append(texel)
         s_corners = hits.triangle[found][:, None] * 3 + np.arange(3)
