@@ -39,6 +39,8 @@ BENCHES = [
     ("Hostile servers and clients: peak memory and outcome per case (before/after: "
      "`bench_hostile.py --before <older checkout>`)", ["bench_hostile.py"]),
     ("Unwrap pause per triangle (the rate behind the unwrap warning)", ["bench_unwrap.py"]),
+    ("Baking a result onto the object's own UVs: seconds, memory, main-thread ticks, against "
+     "Cycles", ["bench_bake.py"]),
 ]
 
 

@@ -16,7 +16,8 @@ import bpy
 
 from ..formats import meshfile
 from ..formats.meshfile import MeshArrays
-from ..formats.roles import BASE_COLOR, RESULT_MESH, UV_MESH, VARIANT_SEP
+from ..formats.roles import BASE_COLOR, VARIANT_SEP
+from ..jobs.bake_step import mesh_role
 from ..jobs.job import Job, State
 from ..providers.registry import label, provider_class
 from . import addon, assets
@@ -33,7 +34,7 @@ from .material import (
 )
 from .preflight import valid_target
 from .records import live_object
-from .result_mesh import PROVIDER_UV_NAMES, ResultMeshError, swap_mesh, transfer_uvs
+from .result_mesh import ResultMeshError, swap_mesh
 from .uvs import UVError, ensure_uvs
 
 if TYPE_CHECKING:
@@ -100,16 +101,17 @@ def _maps_steps(eng: Engine, job: Job) -> Generator[None, None, str]:
         return problem
     name_of = label(job.provider)
     uv_name = rec.uv_map
-    try:
-        if UV_MESH in job.maps:
-            uv_name = transfer_uvs(obj, _result_mesh(eng, job, UV_MESH),
-                                   PROVIDER_UV_NAMES.get(job.provider, "T2T_UV"))
-        elif RESULT_MESH in job.maps and rec.state != "applied":  # not again on re-apply
-            uv_name = swap_mesh(obj, _result_mesh(eng, job, RESULT_MESH), job.provider, name_of)
-    except (ResultMeshError, meshfile.MeshFileError, OSError, RuntimeError) as exc:
-        return f"Could not bring {name_of}'s mesh or UVs onto '{obj.name}': {exc}"
-    rec.uv_map = uv_name
-    if UV_MESH in job.maps or RESULT_MESH in job.maps:
+    role = mesh_role(job)  # the maps belong to the provider's mesh (not baked onto ours)
+    if role and rec.state != "applied":  # not again on re-apply
+        try:
+            uv_name, off = swap_mesh(obj, _result_mesh(eng, job, role), job.provider, name_of,
+                                     job.extra.get("exported_modifiers"))
+        except (ResultMeshError, meshfile.MeshFileError, OSError, RuntimeError) as exc:
+            return f"Could not bring {name_of}'s mesh onto '{obj.name}': {exc}"
+        if off:
+            job.extra["note"] = (f"'{obj.name}' now has {name_of}'s mesh, which already has "
+                                 f"these modifiers in it; they are off: {', '.join(off)}")
+        rec.uv_map = uv_name
         yield
     p = addon.prefs()
     pack = bool(p.pack_images) if p is not None else False

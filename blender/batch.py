@@ -283,6 +283,8 @@ class BatchRun:
             return lines
         lines += [("WARNING", f"'{j.object_name}': {j.message}") for j in ended
                   if j.state is not State.APPLIED]
+        lines += [("WARNING", str(j.extra["warning"])) for j in ended
+                  if j.state is State.APPLIED and j.extra.get("warning")]
         who = label(ended[0].provider) if ended else ""
         summary = f"Textured {done} of {len(ended)} object(s) with {who}"
         if done == len(ended):

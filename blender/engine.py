@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import bpy
 
@@ -23,6 +24,7 @@ from ..jobs.runner import Runner
 from ..providers.base import Provider
 from ..providers.registry import label
 from . import addon, apply
+from .bake_gather import gather_steps
 from .mesh_arrays import ExportError, evaluated_arrays
 from .records import RecordIndex, live_object
 
@@ -60,6 +62,9 @@ class Engine:
         self.waiting: list[str] = []  # QUEUED job ids, oldest first, not yet handed to a worker
         self.to_apply: list[str] = []  # READY job ids, applied a few per tick
         self.parked: set[str] = set()  # READY jobs waiting for the artist to pick an object
+        self.to_gather: list[str] = []  # BAKING job ids whose worker waits for their object
+        self._gathered: set[str] = set()  # ... and those it was handed to (or told why not)
+        self._gathering: tuple[str, Generator[None, None, Any]] | None = None
         self._cost: dict[str, float] = {}  # "export GLB" / "start" / "apply step" -> seconds
         self._ran_any = False  # this tick has started a job (or applied a result) already
         self._applying: dict[str, Iterator[None]] = {}  # job id -> its apply, part done
@@ -99,6 +104,7 @@ class Engine:
         self._start_waiting(deadline, result)
         for snap in self.runner.drain():
             self._take(snap, result)
+        self._gather_targets(deadline)
         self._ran_any = False
         self._apply_ready(deadline, result)
         result.active = len(self.active_ids())
@@ -108,7 +114,7 @@ class Engine:
 
     def next_tick_in(self) -> float:
         """Seconds until the next tick is due."""
-        if self.to_apply:
+        if self.to_apply or self.to_gather or self._gathering:
             return BUSY_TICK_S
         for job_id in self.waiting:
             provider = self.providers.get(job_id)
@@ -157,6 +163,10 @@ class Engine:
         ext = "glb" if provider.mesh_format == "GLB" else "obj"
         # The worker creates the folder: a mkdir here would hand the GIL to busy workers.
         job.request.mesh_path = str(addon.user_dir("cache", create=False) / f"{job.id}.{ext}")
+        # What the export applies is in a mesh the provider hands back: never applied twice.
+        exported = [m.name for m in obj.modifiers if m.show_viewport]
+        if exported:
+            job.extra["exported_modifiers"] = exported
         try:
             return evaluated_arrays(obj, rec.uv_map)
         except (ExportError, RuntimeError) as exc:
@@ -183,6 +193,9 @@ class Engine:
         self.sync(snap)
         if snap.state is State.READY:
             self.to_apply.append(snap.id)
+        elif snap.state is State.BAKING and snap.id not in self._gathered:
+            self._gathered.add(snap.id)  # its worker waits for the object's arrays
+            self.to_gather.append(snap.id)
         elif snap.state.terminal:
             self._finished(snap, result)
 
@@ -191,7 +204,32 @@ class Engine:
         if not job.extra.get("orphan"):
             return False
         rec = self.record(job.id)
-        return rec is None or rec.object is None
+        return rec is None or live_object(rec) is None
+
+    def _gather_targets(self, deadline: float) -> None:
+        """Hand baking workers their objects as arrays: main-thread work, a step per tick."""
+        while self.to_gather or self._gathering:
+            if not self._fits("bake gather", deadline):
+                break
+            if self._gathering is None:
+                job_id = self.to_gather.pop(0)
+                job = self.jobs.get(job_id)
+                if job is None or job.state.terminal:
+                    continue
+                self._gathering = (job_id, gather_steps(self, job))
+            job_id, steps = self._gathering
+            began = time.perf_counter()
+            try:
+                next(steps)
+            except StopIteration as done:
+                self._gathering = None
+                target, reason = done.value
+                self.runner.provide_target(job_id, target, reason)
+            except Exception as exc:  # a bug here must not leave the worker waiting forever
+                log.exception("gathering the object of job %s failed", job_id)
+                self._gathering = None
+                self.runner.provide_target(job_id, None, f"internal error: {exc}")
+            self._cost["bake gather"] = time.perf_counter() - began
 
     def _apply_ready(self, deadline: float, result: TickResult) -> None:
         """Advance the applies a step at a time (each step well under a millisecond or two),
@@ -280,6 +318,9 @@ class Engine:
         self.providers.clear()
         self.waiting.clear()
         self.to_apply.clear()
+        self.to_gather.clear()
+        self._gathered.clear()
+        self._gathering = None
         self._applying.clear()
         self.parked.clear()
 

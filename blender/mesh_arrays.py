@@ -13,23 +13,31 @@ import numpy as np
 
 from ..formats.meshfile import MeshArrays
 
-__all__ = ["ExportError", "MeshArrays", "build_mesh", "evaluated_arrays"]
+__all__ = ["ExportError", "MeshArrays", "build_mesh", "evaluated_arrays", "evaluated_mesh",
+           "loop_arrays"]
 
 
 class ExportError(Exception):
     """A mesh that cannot be turned into arrays or back; the message is one line."""
 
 
-def evaluated_arrays(obj: bpy.types.Object, uv_name: str = "") -> MeshArrays:
-    """The object's evaluated mesh (modifiers applied) as triangles in world space, with the
-    normals the artist sees and UV map `uv_name` (else the active one) per corner."""
+def evaluated_mesh(obj: bpy.types.Object) -> bpy.types.Mesh:
+    """The object's mesh as it renders in the viewport (modifiers applied); Blender owns it."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     mesh = obj.evaluated_get(depsgraph).data
     if not isinstance(mesh, bpy.types.Mesh):
         raise ExportError(f"'{obj.name}' is not a mesh")
-    tris = len(mesh.loop_triangles)
-    if tris == 0:
+    if len(mesh.loop_triangles) == 0:
         raise ExportError(f"'{obj.name}' has no faces to export")
+    return mesh
+
+
+def loop_arrays(mesh: bpy.types.Mesh, uv_name: str = ""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(the loop of each triangle corner, each loop's vertex, vertex positions (V, 3), each
+    loop's normal (L, 3), each loop's UV from map `uv_name` (else the active one) or None),
+    in the mesh's own space, read with `foreach_get`."""
+    tris = len(mesh.loop_triangles)
     corners = np.empty(tris * 3, dtype=np.int32)
     mesh.loop_triangles.foreach_get("loops", corners)
     loop_vert = np.empty(len(mesh.loops), dtype=np.int32)
@@ -40,17 +48,25 @@ def evaluated_arrays(obj: bpy.types.Object, uv_name: str = "") -> MeshArrays:
     mesh.corner_normals.foreach_get("vector", normals)
     layer = mesh.uv_layers.get(uv_name) if uv_name else None
     layer = layer or mesh.uv_layers.active
-    uvs = None
+    uv = None
     if layer is not None:
         uv = np.empty(len(mesh.loops) * 2, dtype=np.float32)
         layer.uv.foreach_get("vector", uv)
-        uvs = uv.reshape(-1, 2)[corners]
+        uv = uv.reshape(-1, 2)
+    return corners, loop_vert, co.reshape(-1, 3), normals.reshape(-1, 3), uv
 
+
+def evaluated_arrays(obj: bpy.types.Object, uv_name: str = "") -> MeshArrays:
+    """The object's evaluated mesh (modifiers applied) as triangles in world space, with the
+    normals the artist sees and UV map `uv_name` (else the active one) per corner."""
+    corners, loop_vert, co, normals, uv = loop_arrays(evaluated_mesh(obj), uv_name)
+    tris = len(corners) // 3
+    uvs = uv[corners] if uv is not None else None
     matrix = np.array(obj.matrix_world, dtype=np.float64)
     lin, shift = matrix[:3, :3], matrix[:3, 3]
-    positions = (co.reshape(-1, 3) @ lin.T + shift).astype(np.float32)
+    positions = (co @ lin.T + shift).astype(np.float32)
     det = np.linalg.det(lin)
-    n = normals.reshape(-1, 3)[corners]
+    n = normals[corners]
     if det:
         n = n @ np.linalg.inv(lin).T  # normals follow the inverse transpose
     length = np.linalg.norm(n, axis=1, keepdims=True)

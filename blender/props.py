@@ -29,7 +29,12 @@ UV_POLICIES = [
      "Unwrap into a new UV map 'T2T_UV' even when the mesh has UVs; existing maps are kept"),
 ]
 
-JOB_STATES = [(state.value, state.value.capitalize(), "") for state in State]
+# Saved .blend files store a record's state as a number: a state added later gets a new number
+# instead of shifting the ones files already hold.
+_STATE_NUMBERS = {"queued": 0, "exporting": 1, "submitting": 2, "running": 3, "downloading": 4,
+                  "ready": 5, "applied": 6, "failed": 7, "canceled": 8, "baking": 9}
+JOB_STATES = [(state.value, state.value.capitalize(), "", _STATE_NUMBERS[state.value])
+              for state in State]
 
 
 class T2T_Variant(bpy.types.PropertyGroup):

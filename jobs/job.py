@@ -23,6 +23,7 @@ class State(StrEnum):
     SUBMITTING = "submitting"
     RUNNING = "running"
     DOWNLOADING = "downloading"
+    BAKING = "baking"  # the maps are carried onto the object's own UVs, here
     READY = "ready"
     APPLIED = "applied"
     FAILED = "failed"
@@ -42,6 +43,7 @@ TERMINAL = frozenset({State.APPLIED, State.FAILED, State.CANCELED})
 
 # Forward moves only. FAILED and CANCELED are reachable from every live state; READY may be
 # applied again (re-apply) and an APPLIED job may be re-applied, so APPLIED -> APPLIED is allowed.
+# BAKING needs nothing from the provider any more: a restart bakes again, never buys again.
 _FORWARD: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.EXPORTING, State.SUBMITTING}),
     State.EXPORTING: frozenset({State.SUBMITTING}),
@@ -49,7 +51,8 @@ _FORWARD: dict[State, frozenset[State]] = {
     # job waits for a free place and is sent again (never re-sent on a restart otherwise).
     State.SUBMITTING: frozenset({State.RUNNING, State.QUEUED}),
     State.RUNNING: frozenset({State.RUNNING, State.DOWNLOADING}),
-    State.DOWNLOADING: frozenset({State.DOWNLOADING, State.READY}),
+    State.DOWNLOADING: frozenset({State.DOWNLOADING, State.BAKING, State.READY}),
+    State.BAKING: frozenset({State.BAKING, State.READY}),
     State.READY: frozenset({State.APPLIED}),
     State.APPLIED: frozenset({State.APPLIED}),
     State.FAILED: frozenset(),

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..formats import limits, meshfile
+from ..formats.bake import BakeTarget
 from ..net import inflight
 from ..net.redact import clean_text
 from ..providers.base import (
@@ -33,6 +34,7 @@ from ..providers.base import (
     RemoteState,
     TimedOut,
 )
+from . import bake_step
 from .gate import QUEUE_WAIT_MAX_S, QUEUE_WAIT_S, RECOVER_S, Gate  # (issue 12)
 from .intake import check_map_sizes, facts, limits_of
 from .job import Job, State
@@ -96,6 +98,7 @@ class Runner:
         # file there would hand the GIL to busy workers at every read).
         self._meshes: dict[tuple[str, str], meshfile.MeshArrays] = {}
         self._chores_done = threading.Condition(self._lock)
+        self._desk = bake_step.Desk()  # the objects' arrays that baking workers wait for
         # Pause before polling again after a failed poll: base * 2**failures, at most 30 s.
         self.poll_retry_base = 1.0
         # (issue 12) Queue-full pacing; tests shorten these.
@@ -164,6 +167,10 @@ class Runner:
         slot = self._slots.get(job_id)
         if slot is not None:
             slot.job.blend_file = path
+
+    def provide_target(self, job_id: str, target: BakeTarget | None, reason: str = "") -> None:
+        """The object a BAKING job's worker waits for, as arrays (or None: why there is none)."""
+        self._desk.provide(job_id, target, reason)
 
     def drain(self, max_events: int = 10_000) -> list[Job]:
         """Snapshots posted since the last call, in order; progress-only updates are coalesced
@@ -390,7 +397,12 @@ class Runner:
         is kept, not applied (True is returned; canceling it again only stops watching). If it
         does not answer in time, the job ends here saying it may still finish there (the request
         was sent: a service acts on it whether or not we wait for its answer)."""
+        self._desk.forget(job.id)
         if self._dead or self._detached:  # a detached runner's jobs were not canceled
+            return False
+        if job.state is State.BAKING:  # done and paid for at the provider: keep what came
+            self._finish(job, State.CANCELED, f"Canceled while baking; {provider.label}'s maps "
+                                              f"are kept in {job.request.out_dir}")
             return False
         kept = bool(job.extra.get("kept_unapplied"))
         message = "Canceled"
@@ -450,6 +462,10 @@ class Runner:
 
     def _run(self, job: Job, provider: Provider, slot: _Slot) -> None:
         mesh, slot.mesh = slot.mesh, None
+        if job.state is State.BAKING:  # resumed mid-bake: everything it needs is on disk
+            self._bake(job, provider, slot.token)
+            self._move(job, State.READY, "Maps ready", 1.0)
+            return
         if not job.remote_id and job.state in (State.QUEUED, State.EXPORTING,
                                                State.SUBMITTING):
             self._enter(slot)  # a place at the service first: nothing is exported in vain
@@ -469,7 +485,22 @@ class Runner:
         status = self._watch(job, provider, token)
         self._leave(slot)  # the task has ended at the service: its place is free again
         self._move(job, State.DOWNLOADING, "Downloading maps", 0.0)
-        last = [0.0]
+        maps = provider.fetch(job.remote_id, status, job.request, token,
+                              self._progress(job, provider, token))
+        if not maps:
+            raise ProviderError(f"{provider.label} finished but returned no maps")
+        job.maps = dict(maps)
+        job.extra.update(facts(status.extra))
+        check_map_sizes(job.maps, provider.label)
+        bake = bake_step.wants_bake(job)
+        self._prepare_meshes(job, provider, keep=not bake)
+        if bake:
+            self._bake(job, provider, token)
+        self._move(job, State.READY, "Maps ready", 1.0)
+
+    def _progress(self, job: Job, provider: Provider, token: CancelToken
+                  ) -> Callable[[float, str], None]:
+        """Progress a step reports: shown at once, journaled with the next state change."""
 
         def progress(fraction: float, message: str) -> None:
             if self._dead:
@@ -479,16 +510,18 @@ class Runner:
                 job.progress = max(0.0, min(1.0, fraction))
             job.message = clean_text(provider.redact(message)) or job.message
             self._post(job, journal=False)
-            last[0] = fraction
 
-        maps = provider.fetch(job.remote_id, status, job.request, token, progress)
-        if not maps:
-            raise ProviderError(f"{provider.label} finished but returned no maps")
-        job.maps = dict(maps)
-        job.extra.update(facts(status.extra))
-        check_map_sizes(job.maps, provider.label)
-        self._prepare_meshes(job, provider)
-        self._move(job, State.READY, "Maps ready", 1.0)
+        return progress
+
+    def _bake(self, job: Job, provider: Provider, token: CancelToken) -> None:
+        """Carry the maps onto the object's own UV map (see jobs/bake_step.py). Local work: the
+        job's overall deadline (for the service) no longer runs."""
+        token.set_deadline(None)
+        self._move(job, State.BAKING, "Baking: reading the object", 0.0)
+        target, reason = self._desk.wait(job.id, token, lambda: self._dead)
+        bake_step.run(job, target, reason, provider.label, token,
+                      self._progress(job, provider, token),
+                      bake_step.waiting_for(HEAVY_WORK, token, lambda: self._dead))
 
     def _submit(self, job: Job, provider: Provider, slot: _Slot) -> str:
         """Send the job (holding a place in the gate). A queue-full answer (issue 12) created
@@ -530,9 +563,10 @@ class Runner:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise ProviderError(f"Could not export '{job.object_name}' as {fmt}: {reason}") from exc
 
-    def _prepare_meshes(self, job: Job, provider: Provider) -> None:
-        """Read a returned mesh into arrays here, so the main thread only copies them into
-        Blender; an unreadable mesh fails the job now, with the maps still on disk."""
+    def _prepare_meshes(self, job: Job, provider: Provider, keep: bool = True) -> None:
+        """Read a returned mesh into arrays here, so the main thread (or the bake) only loads
+        them; an unreadable mesh fails the job now, with the maps still on disk. `keep`: hand
+        the arrays to the main thread in memory too (it gives the object this mesh)."""
         for role in (RESULT_MESH, UV_MESH):
             if role in job.maps:
                 try:
@@ -543,7 +577,8 @@ class Runner:
                     raise ProviderError(
                         f"{provider.label}'s mesh could not be read: {exc}"
                     ) from exc
-                self._meshes[(job.id, role)] = arrays
+                if keep:
+                    self._meshes[(job.id, role)] = arrays
 
     def take_mesh(self, job_id: str, role: str) -> meshfile.MeshArrays | None:
         """The arrays a worker read from a job's returned mesh, once (None after a restart:

@@ -22,7 +22,7 @@ from ..providers.registry import label
 ACTIVE = tuple(state.value for state in State if not state.terminal)
 ICONS = {
     "queued": "SORTTIME", "exporting": "EXPORT", "submitting": "URL", "running": "PLAY",
-    "downloading": "IMPORT", "ready": "CHECKMARK", "applied": "CHECKMARK",
+    "downloading": "IMPORT", "baking": "UV", "ready": "CHECKMARK", "applied": "CHECKMARK",
     "failed": "ERROR", "canceled": "CANCEL",
 }
 

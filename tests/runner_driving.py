@@ -27,13 +27,19 @@ def run(runner: Runner, jobs: list[Job], provider_for: Any, timeout: float = 15.
 
 
 def settle(runner: Runner, ids: list[str], timeout: float = 15.0,
-           seen_messages: list[str] | None = None) -> dict[str, Job]:
-    """Drain events until every job is READY or terminal and no worker is left."""
+           seen_messages: list[str] | None = None, bake_target: Any = None) -> dict[str, Job]:
+    """Drain events until every job is READY or terminal and no worker is left. A job that
+    bakes gets `bake_target` as its object, as the main thread would hand it over (None:
+    there is no object here, so the result keeps the provider's mesh)."""
     seen: dict[str, Job] = {}
+    asked: set[str] = set()
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for snap in runner.drain():
             seen[snap.id] = snap
+            if snap.state is State.BAKING and snap.id not in asked:
+                asked.add(snap.id)
+                runner.provide_target(snap.id, bake_target, "no object in this test")
             if seen_messages is not None:
                 seen_messages.append(snap.message)
         if all(i in seen and (seen[i].state.terminal or seen[i].state is State.READY)

@@ -8,6 +8,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty
 
+from ...jobs.bake_step import USE_PROVIDER_MESH
 from .common import (
     common_options,
     draw_mesh_url,
@@ -20,8 +21,14 @@ from .common import (
 SCENE: dict[str, Any] = {
     "meshy_original_uv": BoolProperty(
         name="Keep original UVs", default=True,
-        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, which "
-        "are brought onto the object as a new UV map 'Meshy_UV' (yours are kept)",
+        description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, and its "
+        "maps are baked onto the object's UV map (your mesh and UVs are kept)",
+    ),
+    "meshy_use_provider_mesh": BoolProperty(  # type: ignore[func-returns-value]
+        name="Use Meshy's mesh", default=False,
+        description="When Meshy makes its own UVs, give the object Meshy's mesh and UVs instead "
+        "of baking its maps onto yours. Your mesh is kept in the file; modifiers already in "
+        "Meshy's mesh are turned off",
     ),
     "meshy_texture_model": EnumProperty(
         name="Model",
@@ -44,6 +51,10 @@ def draw(box: bpy.types.UILayout, col: bpy.types.UILayout, settings: Any) -> Non
     if settings.meshy_texture_model == "meshy-n1":
         col.label(text="Base colour only: no PBR maps", icon="INFO")
     col.prop(settings, "meshy_original_uv")
+    sub = col.row()
+    sub.use_property_split = False  # a checkbox whose words need the box's whole width
+    sub.active = not settings.meshy_original_uv  # only then does Meshy send a mesh of its own
+    sub.prop(settings, "meshy_use_provider_mesh")
     draw_reference_image(box, settings)
     draw_mesh_url(col, settings)
 
@@ -52,6 +63,8 @@ def options(settings: Any) -> dict[str, Any]:
     opts = common_options(settings, mesh_url_key="model_url", reference=True)
     opts["enable_original_uv"] = bool(settings.meshy_original_uv)
     opts["texture_model"] = str(settings.meshy_texture_model)
+    if settings.meshy_use_provider_mesh:
+        opts[USE_PROVIDER_MESH] = True
     return opts
 
 
@@ -61,3 +74,4 @@ def recall(settings: Any, options: dict[str, Any]) -> None:
     settings.meshy_original_uv = bool(options.get("enable_original_uv", True))
     set_choice(settings, "meshy_texture_model",
                options.get("texture_model") or options.get("ai_model"), "meshy-7")
+    settings.meshy_use_provider_mesh = bool(options.get(USE_PROVIDER_MESH, False))

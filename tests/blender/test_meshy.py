@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bake_checks import covered_texels, pixels
 from emulators.base import expected_pixels, marker_pixels
 from emulators.meshy import RETEXTURE, TASKS
 from t2t_testing import add_mesh, engine, image_array, installed, linked_image, select, set_prompt
@@ -140,25 +141,57 @@ def test_cancel_reaches_meshy_as_delete(blender, meshy) -> None:
     assert crate.active_material is None
 
 
-def test_meshy_uvs_come_onto_a_new_uv_map_when_original_uvs_are_off(blender, meshy) -> None:
+def test_maps_on_meshys_own_uvs_are_baked_onto_the_objects_uvs(blender, meshy) -> None:
     bpy = blender
     crate = add_mesh("cube", "Crate")
     n = len(crate.data.loops)
     before = np.empty(n * 2, dtype=np.float32)
     crate.data.uv_layers["UVMap"].data.foreach_get("uv", before)
+    old_mesh = crate.data
     select(crate)
     set_prompt("rusty metal", provider="MESHY", meshy_original_uv=False)
     assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
     rec = bpy.context.scene.text_to_texture.jobs[0]
     assert rec.state == "applied", rec.message
     assert meshy.recorded("POST", RETEXTURE + "$")[0].body["uv_mode"] == "generate"
-    layers = [u.name for u in crate.data.uv_layers]
-    assert layers == ["UVMap", "Meshy_UV"]
+    assert crate.data is old_mesh and [u.name for u in crate.data.uv_layers] == ["UVMap"]
     after = np.empty(n * 2, dtype=np.float32)
     crate.data.uv_layers["UVMap"].data.foreach_get("uv", after)
     assert np.array_equal(before, after)  # the artist's UVs are untouched
-    assert crate.data.uv_layers.active.name == "UVMap"
-    got = np.empty(n * 2, dtype=np.float32)
+    mat = crate.active_material
+    uvnode = next(n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeUVMap")
+    assert uvnode.uv_map == "UVMap"
+    # Meshy's maps, on its own (planar) UVs, come out on the cube's UVs as the same values:
+    # its fill colour, and where the planar layout reaches the corner of the map its marker.
+    texels = covered_texels(crate, "UVMap", 1024)
+    for socket, role in (("Base Color", "base_color"), ("Roughness", "roughness"),
+                         ("Metallic", "metallic"), ("Normal", "normal")):
+        image = linked_image(mat, socket).image
+        assert image.filepath.endswith(f"_{role}_baked.png")
+        got = np.round(pixels(image)[texels.index, :3] * 255)
+        fill = np.array(expected_pixels(role), float)
+        assert (np.abs(got - fill).max(axis=1) <= 3).mean() >= 0.95, role
+        if role != "normal":  # values carry over as they are: fill, marker or a blend of both
+            mark = np.array(marker_pixels(role), float)
+            t = np.clip((got - fill) @ (mark - fill) / ((mark - fill) @ (mark - fill)), 0, 1)
+            off = np.abs(got - (fill + t[:, None] * (mark - fill))).max(axis=1)
+            assert off.max() <= 3, role
+    assert not [o for o in bpy.data.objects if o.name not in ("Crate",)]  # nothing left over
+
+
+def test_use_meshys_mesh_gives_the_object_meshys_mesh_and_uvs(blender, meshy) -> None:
+    bpy = blender
+    crate = add_mesh("cube", "Crate")
+    old_mesh = crate.data
+    select(crate)
+    set_prompt("rusty metal", provider="MESHY", meshy_original_uv=False,
+               meshy_use_provider_mesh=True)
+    assert bpy.ops.text_to_texture.generate() == {"FINISHED"}
+    rec = bpy.context.scene.text_to_texture.jobs[0]
+    assert rec.state == "applied", rec.message
+    assert crate.data is not old_mesh and old_mesh.use_fake_user  # its own mesh is kept
+    assert [u.name for u in crate.data.uv_layers] == ["Meshy_UV"]
+    got = np.empty(len(crate.data.loops) * 2, dtype=np.float32)
     crate.data.uv_layers["Meshy_UV"].data.foreach_get("uv", got)
     got = got.reshape(-1, 2)
     # The emulator's layout: planar projection of glTF X and Y (Blender X and Z) into [0.1, 0.9];
@@ -170,7 +203,9 @@ def test_meshy_uvs_come_onto_a_new_uv_map_when_original_uvs_are_off(blender, mes
     uvnode = next(n for n in crate.active_material.node_tree.nodes
                   if n.bl_idname == "ShaderNodeUVMap")
     assert uvnode.uv_map == "Meshy_UV"
-    assert not [o for o in bpy.data.objects if o.name not in ("Crate",)]  # import cleaned up
+    base = linked_image(crate.active_material, "Base Color").image
+    assert center_and_corner(base) == (expected_pixels("base_color"),
+                                       marker_pixels("base_color"))  # Meshy's own map
 
 
 def test_no_meshy_key_in_the_blend_journal_or_reports(blender, meshy, t2t, tmp_path: Path,

@@ -27,7 +27,9 @@ Behaviour:
   B (`MR_PIXELS`), R is occlusion (the material's occlusionTexture points at the same image, as
   ORM packing does). With ``result_topology="different"`` the geometry is a regridded box of
   the uploaded mesh's bounds with its own UVs (another vertex count), as a remeshing service
-  returns; ``"same"`` keeps the uploaded mesh vertex for vertex.
+  returns; ``"same"`` keeps the uploaded mesh vertex for vertex; ``"surface"`` and
+  ``"surface-decimated"`` return the uploaded surface (or 30 % of its triangles) with UVs of
+  their own and maps whose texels encode their positions (`surface.py`).
 
 Choices where the sources are silent [I]: the auth error code (1001); codes for generic
 `fail_next` statuses (400→1004, 403→1003, 404→1005, 409→2005, 429→2000, 500→5000,
@@ -713,14 +715,20 @@ class TriverseEmulator(Emulator):
                 "normal": map_png("normal", self.map_size)}
 
     def result_glb(self, task: SimTask) -> bytes:
+        from . import surface
+
         with self._build_lock:
             if "result.glb" not in task.files:
                 source = task.files.get("source.glb") or make_glb(
                     np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32),
                     np.array([0, 1, 2, 0, 2, 3]))
-                task.files["result.glb"] = textured_glb(
-                    source, self.images(), self.result_topology == "different",
-                    self.embed_images == "data_uri")
+                if self.result_topology in surface.KINDS:  # content a test can check
+                    task.files["result.glb"] = surface.served_glb(self, task.id, source,
+                                                                  self.result_topology)
+                else:
+                    task.files["result.glb"] = textured_glb(
+                        source, self.images(), self.result_topology == "different",
+                        self.embed_images == "data_uri")
             return task.files["result.glb"]
 
     def env(self) -> dict[str, str]:
