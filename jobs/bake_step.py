@@ -127,6 +127,5 @@ def run(job: Job, target: BakeTarget | None, reason: str, label: str, token: Can
 
 
 def _keep_mesh(job: Job, label: str, reason: str) -> None:
-    job.extra["warning"] = (f"Could not bake {label}'s maps onto '{job.object_name}' "
-                            f"({reason}): it gets {label}'s mesh instead; yours is kept in "
-                            f"the file")
+    job.warn(f"Could not bake {label}'s maps onto '{job.object_name}' ({reason}): it gets "
+             f"{label}'s mesh instead; yours is kept in the file")

@@ -93,6 +93,12 @@ class Job:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
 
+    def warn(self, text: str) -> None:
+        """Add a warning the job details show (earlier ones are kept, in order)."""
+        old = str(self.extra.get("warning") or "")
+        if text and text not in old:
+            self.extra["warning"] = clean_text(f"{old}; {text}" if old else text)
+
     def move(self, state: State, message: str = "", progress: float | None = None) -> None:
         """Change state; the message is cleaned and capped (it often carries a server's words,
         and it is journaled at every change), a progress that is not a number is ignored."""

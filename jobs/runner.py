@@ -419,7 +419,7 @@ class Runner:
                         provider.exchanges.note(f"cancel refused: {exc.message}")
                     slot.token = CancelToken()  # a second cancel reaches this one
                     job.extra["kept_unapplied"] = True
-                    job.extra["warning"] = provider.redact(exc.message)  # the details keep it
+                    job.warn(provider.redact(exc.message))  # the details keep it
                     self._move(job, State.RUNNING, provider.redact(exc.message))
                     return True
                 log.warning("cancel of %s at %s refused: %s", job.id, provider.id, exc.message)
