@@ -17,6 +17,7 @@ import bpy
 from ..providers.base import CancelToken, ConnectionCheck
 from ..providers.registry import provider_class
 from .preflight import online_blocker, provider_config
+from .redraw import redraw
 
 _lock = threading.Lock()
 
@@ -107,7 +108,7 @@ def watch(provider_id: str) -> None:
     def tick() -> float | None:
         if running(provider_id) and time.monotonic() - started < 120:
             return 0.2
-        _redraw()
+        redraw()
         return None
 
     bpy.app.timers.register(tick, first_interval=0.2)
@@ -118,10 +119,3 @@ def forget() -> None:
     with _lock:
         _checks.clear()
         _verified.clear()
-
-
-def _redraw() -> None:
-    wm = bpy.context.window_manager
-    for window in wm.windows if wm is not None else ():
-        for area in window.screen.areas:
-            area.tag_redraw()

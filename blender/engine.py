@@ -27,6 +27,7 @@ from . import addon, apply
 from .bake_gather import gather_steps
 from .mesh_arrays import ExportError, evaluated_arrays
 from .records import RecordIndex, live_object
+from .redraw import redraw
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Engine:
         self._apply_ready(deadline, result)
         result.active = len(self.active_ids())
         if result.changed:
-            _redraw()
+            redraw("VIEW_3D")
         return result
 
     def next_tick_in(self) -> float:
@@ -341,13 +342,3 @@ def reset_engine() -> None:
     if _engine is not None:
         _engine.detach()
     _engine = None
-
-
-def _redraw() -> None:
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()

@@ -28,6 +28,7 @@ from ..providers.pricing import BatchPrice, describe, price_batch
 from ..providers.registry import provider_class
 from .batch import Plan, plan
 from .props import settings_of
+from .redraw import redraw
 from .surfaces import surface
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _auto(scene_name: str, names: list[str]) -> None:
     except Exception:  # the price is a courtesy: a bug here must not retry at every redraw
         log.exception("Text to Texture: pricing the selection failed")
         _answers[scene_name] = (signature(scene, objects), "No price (see the console)")
-    _redraw()
+    redraw()
 
 
 def price_plan(planned: Plan) -> BatchPrice | str:
@@ -165,7 +166,7 @@ def _collect() -> float | None:
             scene = bpy.data.scenes.get(name)
             if scene is not None:
                 _store(scene, *result)
-    _redraw()
+    redraw()
     return 0.2 if _asking else None
 
 
@@ -186,12 +187,3 @@ def forget() -> None:
     _asking.clear()
     _answers.clear()
     _results.clear()
-
-
-def _redraw() -> None:
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            area.tag_redraw()

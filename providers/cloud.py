@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from ..net.exchanges import ExchangeLog
 from ..net.http import HttpClient, RetryPolicy, ServiceHooks, Sleeper, bearer
+from ..net.links import is_loopback_host
 from .base import CancelToken, ConnectionCheck, Provider, ProviderConfig, ProviderError
 
 # "Jobs at once" may be set this high (Meshy Enterprise plans allow 100 or more).
@@ -95,3 +97,17 @@ class CloudProvider(Provider):
     def check_connection(self, cancel: CancelToken | None) -> ConnectionCheck:
         """The provider's free request; raises `ProviderError` with the line to show."""
         raise NotImplementedError
+
+
+def public_https(url: str, what: str, label: str) -> str:
+    """`url` if the service could download it itself (a public https URL), else ProviderError:
+    the service's servers fetch these links, so this computer's addresses can never work."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme != "https" or not parts.hostname or is_loopback_host(
+            parts.hostname):
+        raise ProviderError(f"The {what} must be a public https:// address {label} can "
+                            "download")
+    return url

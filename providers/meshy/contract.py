@@ -12,11 +12,11 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...formats import imagefile
-from ...net.http import PREFS_HINT, HttpError, ServiceHooks, is_loopback_host
+from ...net.http import PREFS_HINT, HttpError, ServiceHooks
 from ...net.redact import clean_text
+from .. import cloud
 from ..base import (
     BASE_COLOR,
     METALLIC,
@@ -230,14 +230,7 @@ def prompt_problem(prompt: str) -> str:
 
 def public_https(url: str, what: str) -> str:
     """Meshy's servers fetch these links themselves: only a public https URL can work."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme != "https" or not parts.hostname or is_loopback_host(
-            parts.hostname):
-        raise ProviderError(f"The {what} must be a public https:// address Meshy can download")
-    return url
+    return cloud.public_https(url, what, "Meshy")
 
 
 def glb_base64(mesh_path: str, max_uri: int) -> str:

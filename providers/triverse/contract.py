@@ -11,9 +11,9 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from ...net.http import PREFS_HINT, ServiceHooks, is_loopback_host
+from ...net.http import PREFS_HINT, ServiceHooks
+from .. import cloud
 from ..base import ProviderError, RemoteState, RemoteStatus, fraction
 
 log = logging.getLogger(__name__)
@@ -299,14 +299,6 @@ def first_number(data: Any, *names: str) -> float | None:
 
 def public_https(url: str, what: str) -> str:
     """Triverse's servers fetch these links themselves: only a public https URL can work."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme != "https" or not parts.hostname or is_loopback_host(
-            parts.hostname):
-        raise ProviderError(f"The {what} must be a public https:// address Triverse can "
-                            "download")
-    return url
+    return cloud.public_https(url, what, "Triverse")
 
 
