@@ -220,7 +220,8 @@ _handle: Any = None
 def register() -> None:
     global _handle
     if _handle is None:
-        _handle = bpy.utils.register_cli_command(COMMAND, main)
+        # The stubs declare it as returning None; it returns the handle to unregister with.
+        _handle = bpy.utils.register_cli_command(COMMAND, main)  # type: ignore[func-returns-value]
 
 
 def unregister() -> None:
