@@ -137,7 +137,7 @@ def _maps_steps(eng: Engine, job: Job) -> Generator[None, None, str]:
             return f"Could not apply the maps to '{job.object_name}': {exc}"
         materials.append(mat_name)
         for role, path in roles.items():  # one image a step: each costs ~1 ms in all
-            mat = bpy.data.materials.get(mat_name)
+            mat: bpy.types.Material | None = bpy.data.materials.get(mat_name)
             if mat is None:
                 return f"The new material of '{job.object_name}' was removed while it was built"
             if not uses(mat, role):
@@ -150,12 +150,14 @@ def _maps_steps(eng: Engine, job: Job) -> Generator[None, None, str]:
     rec, obj, problem = _target(eng, job, uv_name)
     if problem:
         return problem
-    found = [bpy.data.materials.get(m) for m in materials]
-    if any(m is None for m in found):
+    # (the stubs' `get` returns only its default's type)
+    looked_up: list[bpy.types.Material | None] = [bpy.data.materials.get(m) for m in materials]
+    found = [m for m in looked_up if m is not None]
+    if len(found) < len(materials):
         return f"The new material of '{obj.name}' was removed while it was applied"
     for n, mat in enumerate(found):
-        mat.use_fake_user = n > 0  # type: ignore[union-attr]  # variants not shown stay saved
-    assign_material(obj, found[0])  # type: ignore[arg-type]
+        mat.use_fake_user = n > 0  # variants not shown stay saved
+    assign_material(obj, found[0])
     rec.material = found[0]
     rec.variants.clear()
     if len(found) > 1:

@@ -161,7 +161,8 @@ def mark(mat: bpy.types.Material, prompt: str, provider_id: str, *,
     """Make `mat` an asset in "Text to Texture/<provider>"; "" or one line why not.
     `write_catalog` False leaves the catalog file to the next save (`sync_catalogs`): the
     command line saving a copy elsewhere must not write beside the source file."""
-    if mat.library is not None:
+    library: bpy.types.Library | None = mat.library  # None: the file's own (the stubs: never)
+    if library is not None:
         return f"'{mat.name}' is linked from another file and cannot become an asset here"
     path = catalog_path(provider_id)
     root = library_root(bpy.data.filepath) if write_catalog else None
@@ -225,7 +226,7 @@ def _load(image: bpy.types.Image) -> bool:
 
 def _base_color_image(mat: bpy.types.Material) -> bpy.types.Image | None:
     tree = mat.node_tree
-    bsdf = tree.nodes.get(BSDF_NODE) if tree is not None else None
+    bsdf: bpy.types.Node | None = tree.nodes.get(BSDF_NODE) if tree is not None else None
     if bsdf is None or not bsdf.inputs["Base Color"].links:
         return None
     node = bsdf.inputs["Base Color"].links[0].from_node

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import bpy
 
@@ -170,7 +170,7 @@ def create_jobs(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
     `prompts` (object name -> its prompts, from a prompts file) win over the objects' own
     `t2t_prompt` properties, which win over the panel's prompts."""
     eng = engine()
-    settings = scene.text_to_texture
+    settings = settings_of(scene)
     planned = plan(scene, objects, prompts)
     if planned.ready is None:
         return Batch([], planned.skipped)
@@ -184,7 +184,8 @@ def create_jobs(scene: bpy.types.Scene, objects: Iterable[bpy.types.Object],
         obj = item.obj
         try:
             if cls.seamless_2d and settings.uv_policy != "ALWAYS_NEW":
-                uv_name = pick_uv_map(obj.data)  # none: box projection, no unwrap
+                # `plan` keeps mesh objects only; none: box projection, no unwrap
+                uv_name = pick_uv_map(cast(bpy.types.Mesh, obj.data))
             else:
                 uv_name = ensure_uvs(obj, settings.uv_policy)
         except UVError as exc:
@@ -214,11 +215,15 @@ def retry(scene: bpy.types.Scene, job_id: str) -> str:
     blocker = online_blocker(old.provider)
     if cls is None or blocker:
         return blocker
-    job = _new_job(rec.object, scene.text_to_texture, cls, old.request.out_dir)
+    job = _new_job(rec.object, settings_of(scene), cls, old.request.out_dir)
     for key in ("prompt", "negative_prompt", "seed", "resolution", "enable_pbr", "options"):
         setattr(job.request, key, getattr(old.request, key))
     eng.add(scene, job, cls(provider_config(old.provider)), rec.object, rec.uv_map, rec.batch)
     return ""
+
+
+# The levels of the lines a batch reports (a subset of Blender's report types).
+ReportLevel = Literal["INFO", "WARNING", "ERROR"]
 
 
 class BatchRun:
@@ -254,7 +259,7 @@ class BatchRun:
         for job_id in self.job_ids:
             engine().cancel(job_id)
 
-    def report_lines(self) -> list[tuple[str, str]]:
+    def report_lines(self) -> list[tuple[ReportLevel, str]]:
         """(level, line) pairs: skipped objects, jobs that did not apply, then one summary line
         that names the failed objects and why (the first three, then "and N more"): in scripts
         and `blender -b` the summary is what an ERROR report raises."""
@@ -264,7 +269,7 @@ class BatchRun:
             whole = {s for s in skipped[:3] if len(s) <= each}
             return [*(("WARNING", s) for s in skipped if s not in whole),
                     ("ERROR", "Nothing was textured" + _why(skipped, each=each))]
-        lines = [("WARNING", s) for s in skipped]
+        lines: list[tuple[ReportLevel, str]] = [("WARNING", s) for s in skipped]
         jobs = engine().jobs
         ended = [jobs[i] for i in self.job_ids if i in jobs]
         states = [j.state for j in ended]

@@ -22,6 +22,7 @@ from ..net import local_server
 from . import addon, assets, quotes, recovery
 from .drive import ensure_pump, stop_pump
 from .engine import engine, reset_engine
+from .props import settings_of
 from .records import live_object, shown_id
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _on_load_pre(*_args: object) -> None:
 def _on_save_pre(*_args: object) -> None:
     # A record's pointer must not save an object the artist deleted (in no scene) into the file.
     for scene in bpy.data.scenes:
-        for rec in scene.text_to_texture.jobs:  # type: ignore[attr-defined]
+        for rec in settings_of(scene).jobs:
             live_object(rec)
 
 
@@ -101,7 +102,7 @@ def scrub_remote_ids() -> None:
     """A file saved by an earlier version may hold a secret of a job in a record's remote id
     (DRESSX's webhook token): keep only what may be shown."""
     for scene in bpy.data.scenes:
-        for rec in scene.text_to_texture.jobs:  # type: ignore[attr-defined]
+        for rec in settings_of(scene).jobs:
             shown = shown_id(rec.provider, rec.remote_id)
             if shown != rec.remote_id:
                 rec.remote_id = shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator
 from dataclasses import dataclass
+from typing import cast
 
 import bpy
 
@@ -50,7 +51,7 @@ def image_node_name(role: str) -> str:
 def uv_map_node(tree: bpy.types.NodeTree, uv_name: str) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeUVMap")
     node.name = UV_NODE
-    node.uv_map = uv_name
+    cast(bpy.types.ShaderNodeUVMap, node).uv_map = uv_name
     node.location = (COL_UV, 0)
     node.label = f"UV: {uv_name}"
     return node
@@ -64,14 +65,15 @@ def image_node(
     box: bool = False,
 ) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeTexImage")
-    node.image = image
+    tex = cast(bpy.types.ShaderNodeTexImage, node)  # its settings (`node`: its sockets)
+    tex.image = image
     node.label = _LABELS[role]
     node.name = image_node_name(role)
     node.location = (COL_IMAGE, _ROWS[role] * ROW)
-    node.interpolation = "Linear"
+    tex.interpolation = "Linear"
     if box:  # no UVs: project from the three axes, blending the seams
-        node.projection = "BOX"
-        node.projection_blend = 0.25
+        tex.projection = "BOX"
+        tex.projection_blend = 0.25
     tree.links.new(vector, node.inputs["Vector"])
     return node
 
@@ -79,8 +81,9 @@ def image_node(
 def normal_map_node(tree: bpy.types.NodeTree, uv_name: str) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeNormalMap")
     node.name = NORMAL_NODE
-    node.space = "TANGENT"
-    node.uv_map = uv_name
+    nmap = cast(bpy.types.ShaderNodeNormalMap, node)
+    nmap.space = "TANGENT"
+    nmap.uv_map = uv_name
     node.location = (COL_CONVERT, _ROWS[NORMAL] * ROW)
     return node
 
@@ -88,7 +91,7 @@ def normal_map_node(tree: bpy.types.NodeTree, uv_name: str) -> bpy.types.Node:
 def bump_node(tree: bpy.types.NodeTree) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeBump")
     node.name = BUMP_NODE
-    node.inputs["Strength"].default_value = 0.5
+    cast(bpy.types.NodeSocketFloatFactor, node.inputs["Strength"]).default_value = 0.5
     node.location = (COL_CONVERT, _ROWS[HEIGHT] * ROW)
     return node
 
@@ -117,9 +120,14 @@ def vector_source(tree: bpy.types.NodeTree, wiring: Wiring) -> bpy.types.NodeSoc
     mapping.name = MAPPING_NODE
     mapping.label = "Tiling (scale = repeats)"
     mapping.location = (COL_UV + 200, 0)
-    mapping.inputs["Scale"].default_value = wiring.tiling
+    _set_tiling(mapping, wiring.tiling)
     tree.links.new(src, mapping.inputs["Vector"])
     return mapping.outputs["Vector"]
+
+
+def _set_tiling(mapping: bpy.types.Node, tiling: tuple[float, float, float]) -> None:
+    scale = cast(bpy.types.NodeSocketVectorXYZ, mapping.inputs["Scale"])
+    scale.default_value = tiling
 
 
 def _vector_output(tree: bpy.types.NodeTree) -> bpy.types.NodeSocket:
@@ -140,16 +148,16 @@ def tiling_scale(
     dimension; box projection works in object space, so the object's own scale is undone."""
     tile = max(tile_size, 1e-3)
     if uv_name:
-        repeats = max(max(obj.dimensions), 1e-3) / tile
+        repeats = max(max(obj.dimensions[:]), 1e-3) / tile
         return (repeats, repeats, repeats)
-    sx, sy, sz = (max(abs(v), 1e-6) for v in obj.scale)
+    sx, sy, sz = (max(abs(v), 1e-6) for v in obj.scale[:])
     return (sx / tile, sy / tile, sz / tile)
 
 
 def separate_node(tree: bpy.types.NodeTree) -> bpy.types.Node:
     node = tree.nodes.new("ShaderNodeSeparateColor")
     node.name = SPLIT_NODE
-    node.mode = "RGB"
+    cast(bpy.types.ShaderNodeSeparateColor, node).mode = "RGB"
     node.label = "glTF: G roughness, B metallic"
     node.location = (COL_CONVERT, _ROWS[METALLIC] * ROW)
     return node
@@ -185,11 +193,11 @@ def build_material_steps(
     tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     vector_source(tree, wiring)
     if METALLIC not in roles and METALLIC_ROUGHNESS not in roles:
-        bsdf.inputs["Metallic"].default_value = 0.0
+        cast(bpy.types.NodeSocketFloatFactor, bsdf.inputs["Metallic"]).default_value = 0.0
     yield
 
-    def again() -> bpy.types.NodeTree:
-        found = bpy.data.materials.get(mat_name)
+    def again() -> bpy.types.ShaderNodeTree:
+        found: bpy.types.Material | None = bpy.data.materials.get(mat_name)
         if found is None or found.node_tree is None:
             raise RuntimeError("the new material was removed while it was built")
         return found.node_tree
@@ -270,12 +278,12 @@ def new_material_steps(
     mat.name = name
     nodes = node_tree_of(mat).nodes
     if wiring.uv_name:
-        nodes[UV_NODE].uv_map = wiring.uv_name
+        cast(bpy.types.ShaderNodeUVMap, nodes[UV_NODE]).uv_map = wiring.uv_name
         nodes[UV_NODE].label = f"UV: {wiring.uv_name}"
         if NORMAL_NODE in nodes:
-            nodes[NORMAL_NODE].uv_map = wiring.uv_name
+            cast(bpy.types.ShaderNodeNormalMap, nodes[NORMAL_NODE]).uv_map = wiring.uv_name
     if wiring.tiling is not None:
-        nodes[MAPPING_NODE].inputs["Scale"].default_value = wiring.tiling
+        _set_tiling(nodes[MAPPING_NODE], wiring.tiling)
     return mat.name
 
 
@@ -288,7 +296,7 @@ def set_map(mat: bpy.types.Material, role: str, image: bpy.types.Image) -> None:
     """Put an image into its node (each costs the main thread ~0.5 ms of node-tree update)."""
     tree = mat.node_tree
     assert tree is not None
-    tree.nodes[image_node_name(role)].image = image
+    cast(bpy.types.ShaderNodeTexImage, tree.nodes[image_node_name(role)]).image = image
 
 
 def assign_material(obj: bpy.types.Object, mat: bpy.types.Material) -> None:

@@ -123,7 +123,9 @@ def settings_of(scene: Any) -> Any:
 
 
 def attach() -> None:
-    bpy.types.Scene.text_to_texture = PointerProperty(type=T2T_SceneSettings)  # type: ignore[attr-defined]
+    # The stubs know no such member, and declare PointerProperty as returning None.
+    bpy.types.Scene.text_to_texture = PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=T2T_SceneSettings)
 
 
 def detach() -> None:

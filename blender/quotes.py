@@ -82,10 +82,11 @@ def shown(scene: bpy.types.Scene, objects: list[bpy.types.Object]) -> str:
 
 def _auto(scene_name: str, names: list[str]) -> None:
     _auto_due.discard(scene_name)
-    scene = bpy.data.scenes.get(scene_name)
+    scene: bpy.types.Scene | None = bpy.data.scenes.get(scene_name)
     if scene is None:
         return
-    objects = [o for n in names if (o := bpy.data.objects.get(n)) is not None]
+    found: list[bpy.types.Object | None] = [bpy.data.objects.get(n) for n in names]
+    objects = [o for o in found if o is not None]
     try:
         request_quote(scene, objects)
     except Exception:  # the price is a courtesy: a bug here must not retry at every redraw
@@ -163,7 +164,7 @@ def _collect() -> float | None:
         sig = _asking.pop(name)[0]
         result = _results.pop(name, None)
         if result is not None and result[0] == sig:
-            scene = bpy.data.scenes.get(name)
+            scene: bpy.types.Scene | None = bpy.data.scenes.get(name)
             if scene is not None:
                 _store(scene, *result)
     redraw()

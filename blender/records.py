@@ -22,6 +22,7 @@ import bpy
 
 from ..jobs.job import Job
 from ..providers.registry import label, provider_class
+from .props import settings_of
 
 
 def live_object(rec: Any) -> bpy.types.Object | None:
@@ -70,15 +71,15 @@ class RecordIndex:
     def get(self, job_id: str) -> Any:
         hit = self._at.get(job_id)
         if hit is not None:
-            scene = bpy.data.scenes.get(hit[0])
+            scene: bpy.types.Scene | None = bpy.data.scenes.get(hit[0])
             if scene is not None:
-                jobs = scene.text_to_texture.jobs
+                jobs = settings_of(scene).jobs
                 if hit[1] < len(jobs) and jobs[hit[1]].job_id == job_id:
                     return jobs[hit[1]]
         self._at.clear()
         found = None
         for scene in bpy.data.scenes:
-            for i, rec in enumerate(scene.text_to_texture.jobs):
+            for i, rec in enumerate(settings_of(scene).jobs):
                 self._at[rec.job_id] = (scene.name, i)
                 if rec.job_id == job_id:
                     found = rec
@@ -87,7 +88,7 @@ class RecordIndex:
     def add(self, scene: bpy.types.Scene, job: Job, obj: bpy.types.Object | None,
             uv_name: str, batch_id: str) -> Any:
         """A new record for `job` (the object it textures, the UV map it uses), made active."""
-        settings = scene.text_to_texture
+        settings = settings_of(scene)
         rec = settings.jobs.add()
         rec.job_id = job.id
         rec.provider = job.provider
@@ -156,7 +157,7 @@ class RecordIndex:
             if scene is None:
                 continue
             obj = object_by_uid(meta.object_uid)
-            settings = scene.text_to_texture  # type: ignore[attr-defined]
+            settings = settings_of(scene)
             rec = settings.jobs.add()
             rec.job_id, rec.provider, rec.object = job.id, job.provider, obj
             rec.object_name = obj.name if obj is not None else meta.object_name

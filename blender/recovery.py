@@ -13,6 +13,7 @@ import bpy
 from ..jobs.job import State
 from ..providers.registry import provider_class
 from .preflight import provider_config
+from .props import settings_of
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -23,7 +24,7 @@ def resume(eng: Engine, closed: set[str] | None = None) -> list[str]:
     orphans (`closed`: jobs of the unsaved file just closed in this Blender)."""
     resumed = []
     for scene in bpy.data.scenes:
-        for rec in scene.text_to_texture.jobs:
+        for rec in settings_of(scene).jobs:
             if State(rec.state).terminal or rec.job_id in eng.jobs:
                 continue
             eng.records.remember(scene, rec)

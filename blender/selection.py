@@ -18,6 +18,7 @@ def selected(view_layer: bpy.types.ViewLayer) -> list[bpy.types.Object]:
 def kept_selection() -> Iterator[None]:
     """Whatever the body selects or activates, the artist's selection and active object return."""
     view_layer = bpy.context.view_layer
+    assert view_layer is not None  # a scene is open
     prev_active = view_layer.objects.active
     prev_selected = selected(view_layer)
     try:
@@ -38,9 +39,11 @@ def kept_selection() -> Iterator[None]:
 
 @contextmanager
 def only_selected(obj: bpy.types.Object) -> Iterator[None]:
+    view_layer = bpy.context.view_layer
+    assert view_layer is not None  # a scene is open
     with kept_selection():
-        for o in selected(bpy.context.view_layer):
+        for o in selected(view_layer):
             o.select_set(False)
         obj.select_set(True)
-        bpy.context.view_layer.objects.active = obj
+        view_layer.objects.active = obj
         yield

@@ -73,7 +73,7 @@ def unwrap_estimate(objects: Iterable[bpy.types.Object], policy: str
 
 def ensure_uvs(obj: bpy.types.Object, policy: str) -> str:
     """Return the name of the UV map the maps will use, unwrapping into a new map if allowed."""
-    mesh = obj.data
+    mesh = cast(bpy.types.Mesh, obj.data)  # callers pass mesh objects
     existing = pick_uv_map(mesh)
     if existing and policy != "ALWAYS_NEW":
         return existing
@@ -87,16 +87,18 @@ def ensure_uvs(obj: bpy.types.Object, policy: str) -> str:
 
 def unwrap_new(obj: bpy.types.Object, name: str) -> str:
     """Smart UV Project into a new UV map, leaving every other map exactly as it was."""
-    mesh = obj.data
+    mesh = cast(bpy.types.Mesh, obj.data)  # callers pass mesh objects
     if len(mesh.uv_layers) >= 8:
         raise UVError(f"Skipped '{obj.name}': it already has 8 UV maps, the most Blender allows")
-    previous_active = mesh.uv_layers.active_index if mesh.uv_layers else -1
+    previous_active = -1
+    if mesh.uv_layers:  # the stubs allow None for the index; Blender always gives an int
+        previous_active = mesh.uv_layers.active_index  # type: ignore[assignment]
     layer = mesh.uv_layers.new(name=name, do_init=False)
     name = layer.name  # Blender may have suffixed it
     mesh.uv_layers.active = layer
     began = time.perf_counter()
     _smart_project(obj)
-    tris = triangles(cast(bpy.types.Mesh, mesh))
+    tris = triangles(mesh)
     if tris >= 50_000:  # large enough to time: the next estimate uses this machine's rate
         _rate[0] = 0.5 * _rate[0] + 0.5 * (time.perf_counter() - began) / tris
     if previous_active >= 0:
@@ -115,7 +117,7 @@ def _smart_project(obj: bpy.types.Object) -> None:
         bpy.ops.object.mode_set(mode="OBJECT")
     try:
         with only_selected(obj):
-            flags = _save_flags(obj.data)
+            flags = _save_flags(cast(bpy.types.Mesh, obj.data))
             bpy.ops.object.mode_set(mode="EDIT")
             try:
                 bpy.ops.mesh.reveal()
@@ -125,7 +127,7 @@ def _smart_project(obj: bpy.types.Object) -> None:
                 )
             finally:
                 bpy.ops.object.mode_set(mode="OBJECT")
-            _restore_flags(obj.data, flags)
+            _restore_flags(cast(bpy.types.Mesh, obj.data), flags)
     finally:
         if prev_mode != "OBJECT" and prev is not None:
             bpy.ops.object.mode_set(mode=prev_mode)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomic
-from .glb_mesh import read_glb, write_glb
+from .glb_mesh_read import read_glb
+from .glb_mesh_write import write_glb
 from .mesh import MeshArrays, MeshFileError, one_line
 from .obj_mesh import write_obj
 

@@ -25,6 +25,7 @@ import urllib3.exceptions
 from ..formats import imagefile, limits
 from . import inflight
 from .errors import CancelToken, ProviderError
+from .http_errors import connection_error
 from .http_parts import (
     MAX_REDIRECTS,
     MIN_RATE,
@@ -77,9 +78,6 @@ class Downloads:
         raise NotImplementedError
 
     def address_problem(self, url: str, what: str = "result") -> str:
-        raise NotImplementedError
-
-    def _connection_error(self, exc: Exception, retryable: bool) -> HttpError:
         raise NotImplementedError
 
     def download(
@@ -169,7 +167,7 @@ class Downloads:
                 if isinstance(exc, ProviderError):
                     raise
                 if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-                    raise self._connection_error(exc, True) from None
+                    raise connection_error(self.label, exc, True) from None
                 raise HttpError(f"The {what} link from {self.label} cannot be fetched "
                                 f"({type(exc).__name__})") from None
 

@@ -12,7 +12,8 @@ Rules it enforces so that no provider module has to remember them:
 * A request that may have created a paid task is never sent twice unless the caller says it is
   idempotent; reads and deletes are retried with exponential backoff and jitter, bounded in count
   and total time, honouring `Retry-After` and provider-specific hints.
-* Every failure becomes a `ProviderError` whose message is one line an artist can act on.
+* Every failure becomes a `ProviderError` whose message is one line an artist can act on
+  (`http_errors.py`).
 * Downloads (`download.py`) stream to a temporary file beside the destination and appear
   atomically, are capped in size, must really be the expected kind of file, and are named by the
   caller only.
@@ -20,11 +21,9 @@ Rules it enforces so that no provider module has to remember them:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,13 +36,20 @@ from . import inflight
 from .download import Downloaded, Downloads, NoAuth
 from .errors import CancelToken, ProviderError, QueueFull
 from .exchanges import ExchangeLog
+from .http_errors import (
+    connection_error,
+    connection_reason,
+    never_sent,
+    parse_retry_after,
+    status_error,
+    unconfirmed,
+)
 from .http_parts import (
     CONNECT_TIMEOUT,
     MIN_RATE,
     NO_RETRY,
     PREFS_HINT,
     READ_TIMEOUT,
-    TRANSIENT,
     HttpError,
     LinkExpired,
     RetryPolicy,
@@ -273,10 +279,10 @@ class HttpClient(Downloads):
                     "problem) — a proxy or antivirus may be intercepting HTTPS"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                never_sent = _never_sent(exc)
-                failure = self._connection_error(exc, never_sent or safe)
-                if not (safe or never_sent):
-                    raise self._unconfirmed(_connection_reason(exc)) from None
+                unsent = never_sent(exc)
+                failure = connection_error(self.label, exc, unsent or safe)
+                if not (safe or unsent):
+                    raise unconfirmed(self.label, connection_reason(exc)) from None
                 wait = policy.backoff(attempt)
             except requests.RequestException as exc:  # a request we could not even build
                 raise HttpError(
@@ -285,7 +291,7 @@ class HttpClient(Downloads):
             else:
                 if resp.status_code < 300:
                     return resp
-                failure = self._status_error(resp, context)
+                failure = status_error(resp, context, self.label, self.hooks, self.redact)
                 if method == "POST" and self.hooks.queue_full(resp.status_code, failure.body,
                                                               method, path):  # (issue 12)
                     hint = self.hooks.retry_hint(resp.status_code, failure.body, resp.headers)
@@ -295,7 +301,7 @@ class HttpClient(Downloads):
                 transient = failure.retryable and resp.status_code != 401
                 if not transient or not (safe or resp.status_code == 429):
                     if transient and not safe:  # a 5xx to a create: it may have been accepted
-                        raise self._unconfirmed(failure.message, resp.status_code) from None
+                        raise unconfirmed(self.label, failure.message, resp.status_code) from None
                     raise failure
                 wait = self._server_wait(resp, failure.body, policy, attempt)
             spent = max(waited, time.monotonic() - started)
@@ -366,128 +372,11 @@ class HttpClient(Downloads):
             return policy.backoff(attempt)
         return max(0.0, hint) * (1.0 + random.uniform(0.0, 0.1 * policy.jitter))
 
-    # ---- error wording -------------------------------------------------------------------------
-
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def _provider_message(self, status: int, body: Any) -> str:
-        raw = self.hooks.error_message(status, body) or ""
-        text = " ".join(self.redact(str(raw)).split())
-        return text if len(text) <= 300 else text[:297] + "…"
-
-    def _status_error(self, resp: requests.Response, context: str) -> HttpError:
-        status = resp.status_code
-        body = _body_of(resp)
-        message = self._provider_message(status, body)
-        hooked = self.hooks.is_transient(status, body)
-        transient = (status in TRANSIENT) if hooked is None else hooked
-        line = self.hooks.describe(status, message, context, self.label)
-        if line is None:
-            line = self._standard_line(status, message, context)
-        return HttpError(
-            self.redact(line), status=status, retryable=transient,
-            provider_message=message, body=body,
-        )
-
-    def _standard_line(self, status: int, message: str, context: str) -> str:
-        label, said = self.label, f": {message}" if message else ""
-        if status == 401:
-            return f"{label} rejected the API key — check {PREFS_HINT}"
-        if status == 403:
-            return (f"{label} refused access with this API key (HTTP 403{said}) — check the key "
-                    f"and your {label} plan in {PREFS_HINT}")
-        if status == 402:
-            return f"Your {label} account has no credits left — top it up at {label}, then retry"
-        if status in (404, 410) and context == "task":
-            return f"{label} no longer knows this job (expired or deleted)"
-        if status in (404, 405):
-            return (f"{label} has no such endpoint (HTTP {status}{said}) — check the base URL "
-                    f"in {PREFS_HINT}")
-        if status == 429:
-            return f"{label} is too busy for more requests (HTTP 429{said}) — try again later"
-        if status >= 500:
-            return f"{label} is not responding (HTTP {status}) — try again later"
-        if 300 <= status < 400:
-            return (f"{label} redirected the request elsewhere (HTTP {status}) — check the base "
-                    f"URL in {PREFS_HINT}")
-        if message:
-            return f"{label} refused the request: {message}"
-        return f"{label} refused the request (HTTP {status})"
-
-    def _connection_error(self, exc: Exception, retryable: bool) -> HttpError:
-        return HttpError(
-            f"{self.label} {_connection_reason(exc)} — check your internet connection, then "
-            f"try again",
-            retryable=retryable,
-        )
-
-    def _unconfirmed(self, cause: str, status: int | None = None) -> HttpError:
-        """A create whose fate is unknown: say so, and never send it again on our own."""
-        what = f"HTTP {status}" if status else f"it {cause}"
-        return HttpError(
-            f"{self.label} did not confirm the new job ({what}); it may still have been "
-            f"created — check your {self.label} account before retrying",
-            status=status, retryable=False,
-        )
-
-    # ---- downloads -----------------------------------------------------------------------------
 
 # --------------------------------------------------------------------------- helpers
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the request certainly never reached the server (no connection was made)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        cur = stack.pop()
-        if cur is None or id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
-            return True
-        if isinstance(cur, urllib3.exceptions.MaxRetryError):
-            stack.append(cur.reason)
-        if isinstance(cur, BaseException):
-            stack.extend(a for a in cur.args if isinstance(a, BaseException))
-            stack.extend([cur.__cause__, cur.__context__])
-    return False
-
-
-def _connection_reason(exc: BaseException) -> str:
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return "could not be reached through the configured proxy (HTTPS_PROXY)"
-    if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
-        return "did not answer in time"
-    if _never_sent(exc):
-        return "could not be reached"
-    return "dropped the connection"
-
-
-def _body_of(resp: requests.Response) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return resp.text[:2000] if resp.content else None
 
 
 def _upload_size(*bodies: Any) -> int:

@@ -18,6 +18,7 @@ from ..blender.engine import IDLE_TICK_S
 from ..blender.preflight import online_blocker
 from ..blender.prompts import count_own
 from ..blender.uvs import ASK_ABOVE_S
+from . import Result
 
 
 class T2T_OT_generate(bpy.types.Operator):
@@ -58,6 +59,7 @@ class T2T_OT_generate(bpy.types.Operator):
         return True
 
     def _start(self, context: bpy.types.Context) -> bool:
+        assert context.scene is not None  # poll()
         self._run = BatchRun(context.scene, context.selected_objects)
         if not self._run.job_ids:
             self._report_all()
@@ -73,7 +75,7 @@ class T2T_OT_generate(bpy.types.Operator):
             if line not in skipped:
                 self.report({level}, line)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         if self.unwrap_agreed and context.window is not None and not bpy.app.background:
             # Confirmed in the dialog: run watched, like a press of the button.
             bpy.ops.text_to_texture.generate(  # type: ignore[attr-defined]
@@ -86,14 +88,14 @@ class T2T_OT_generate(bpy.types.Operator):
         self._report_all(skip_skipped=True)
         return {"FINISHED"}
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         if context.window is None:  # no window to put a timer on: behave like a script
             return self.execute(context)
         if not self.unwrap_agreed:
             seconds, what = unwrap_pause(context)
             if seconds >= ASK_ABOVE_S:  # Smart UV Project cannot be split: ask first
                 self.unwrap_agreed = True
-                return context.window_manager.invoke_confirm(  # type: ignore[return-value]
+                return context.window_manager.invoke_confirm(
                     self, event, title="Unwrap before texturing?",
                     message=(f"{what} has no UV map. Unwrapping it pauses Blender for about "
                              f"{seconds:.0f} s. Cancel to unwrap it yourself, or choose UVs: "
@@ -109,7 +111,7 @@ class T2T_OT_generate(bpy.types.Operator):
         self.report({"INFO"}, f"Texturing {len(self._run.job_ids)} object(s)… Esc cancels")
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         assert self._run is not None
         if event.type == "ESC" and event.value == "PRESS":
             self._run.cancel()

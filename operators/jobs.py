@@ -9,6 +9,7 @@ from ..blender import apply, batch, quotes
 from ..blender.drive import ensure_pump, run_jobs
 from ..blender.engine import engine
 from ..jobs.job import State
+from . import Result
 
 
 class T2T_OT_cancel_job(bpy.types.Operator):
@@ -20,7 +21,7 @@ class T2T_OT_cancel_job(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         if not engine().cancel(self.job_id):
             self.report({"WARNING"}, "That job has already finished")
             return {"CANCELLED"}
@@ -37,7 +38,7 @@ class T2T_OT_cancel_all(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return bool(engine().active_ids())
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         ids = engine().active_ids()
         for job_id in ids:
             engine().cancel(job_id)
@@ -54,7 +55,7 @@ class T2T_OT_reapply(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         message = apply.reapply(engine(), self.job_id)
         if message:
             self.report({"ERROR"}, message)
@@ -69,7 +70,7 @@ class T2T_OT_clear_finished(bpy.types.Operator):
     bl_label = "Clear Finished"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         jobs = context.scene.text_to_texture.jobs
         records = engine().records
         for i in reversed(range(len(jobs))):
@@ -88,7 +89,8 @@ class T2T_OT_retry(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
+        assert context.scene is not None  # Blender runs operators in a scene
         message = batch.retry(context.scene, self.job_id)
         if message:
             self.report({"ERROR"}, message)
@@ -107,14 +109,16 @@ class T2T_OT_quote(bpy.types.Operator):
     bl_label = "Price"
     bl_options = {"INTERNAL"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
+        scene = context.scene
+        assert scene is not None  # Blender runs operators in a scene
         objects = [o for o in context.selected_objects or [] if o.type == "MESH"]
-        problem = quotes.request_quote(context.scene, objects)
+        problem = quotes.request_quote(scene, objects)
         if problem:
             self.report({"WARNING"}, problem)
             return {"CANCELLED"}
         if bpy.app.background:  # no timers to collect the answer: wait for it here
-            self.report({"INFO"}, quotes.wait(context.scene))
+            self.report({"INFO"}, quotes.wait(scene))
         return {"FINISHED"}
 
 
@@ -128,7 +132,7 @@ class T2T_OT_use_variant(bpy.types.Operator):
     job_id: StringProperty()  # type: ignore[valid-type]
     index: IntProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> Result:
         message = apply.use_variant(engine(), self.job_id, self.index)
         if message:
             self.report({"ERROR"}, message)
@@ -152,11 +156,13 @@ class T2T_OT_apply_to_active(bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        message = apply.apply_to(engine(), self.job_id, context.active_object,
+    def execute(self, context: bpy.types.Context) -> Result:
+        obj = context.active_object
+        assert obj is not None  # poll()
+        message = apply.apply_to(engine(), self.job_id, obj,
                                  context.scene.text_to_texture.uv_policy)
         if message:
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Applied to '{context.active_object.name}'")
+        self.report({"INFO"}, f"Applied to '{obj.name}'")
         return {"FINISHED"}

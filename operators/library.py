@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import bpy
 from bpy.props import StringProperty
 
 from ..blender import recall
+from . import Result
 
 
 class T2T_OT_recall(bpy.types.Operator):
@@ -20,7 +19,7 @@ class T2T_OT_recall(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[Any]:
+    def execute(self, context: bpy.types.Context) -> Result:
         problem = recall.recall(context.scene, self.job_id)
         if problem:
             self.report({"ERROR"}, problem)
@@ -41,7 +40,7 @@ class T2T_OT_add_to_assets(bpy.types.Operator):
 
     job_id: StringProperty()  # type: ignore[valid-type]
 
-    def execute(self, context: bpy.types.Context) -> set[Any]:
+    def execute(self, context: bpy.types.Context) -> Result:
         line = recall.add_to_assets(self.job_id)
         if line.startswith("!"):
             self.report({"ERROR"}, line[1:])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
@@ -11,8 +11,8 @@ from ..blender import connection
 from ..blender.preflight import online_blocker
 from ..blender.report import report_for
 from ..providers.registry import PROVIDERS
+from . import Result
 
-Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 _ITEMS = [(pid, cls.label, f"Test the {cls.label} settings")
           for pid, cls in PROVIDERS.items() if not cls.offline]
 

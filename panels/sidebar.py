@@ -15,6 +15,7 @@ from ..blender.batch import count_busy, count_valid
 from ..blender.engine import engine
 from ..blender.preflight import online_blocker
 from ..blender.prompts import count_own
+from ..blender.props import T2T_JobRecord, T2T_SceneSettings
 from ..blender.surfaces import surface
 from ..jobs.job import State
 from ..providers.registry import label
@@ -29,13 +30,13 @@ ICONS = {
 STATE_LABELS = {"downloading": "Fetching", "submitting": "Sending", "ready": "Applying"}
 
 
-def _state_label(rec: bpy.types.PropertyGroup) -> str:
+def _state_label(rec: T2T_JobRecord) -> str:
     if rec.provider == "PROCEDURAL" and rec.state in ("submitting", "running", "downloading"):
         return "Generating"  # nothing is sent or fetched: the maps are made here
     return STATE_LABELS.get(rec.state, rec.state.capitalize())
 
 
-def _elapsed(rec: bpy.types.PropertyGroup) -> str:
+def _elapsed(rec: T2T_JobRecord) -> str:
     end = rec.finished or time.time()
     seconds = max(0, int(end - rec.created))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -88,6 +89,7 @@ class T2T_PT_texture(bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        assert layout is not None  # Blender sets it for draw()
         settings = context.scene.text_to_texture
         layout.prop(settings, "provider", text="")
         blocker = online_blocker(settings.provider)
@@ -225,7 +227,7 @@ def _draw_connection(layout: bpy.types.UILayout | None, provider_id: str) -> Non
             col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
 
 
-def _draw_provider_options(layout: bpy.types.UILayout, settings: bpy.types.AnyType) -> None:
+def _draw_provider_options(layout: bpy.types.UILayout, settings: T2T_SceneSettings) -> None:
     """The chosen provider's own options (its surface draws them), in a box of their own."""
     pid = settings.provider
     options = surface(pid)

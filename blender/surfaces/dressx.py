@@ -10,27 +10,28 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 from ...net import local_server
 from .common import common_options, draw_mesh_url, jobs_at_once_pref, recall_common
 
+# The stubs declare bpy.props' functions as returning None; they return a deferred property.
 SCENE: dict[str, Any] = {
-    "dressx_steps": IntProperty(
+    "dressx_steps": IntProperty(  # type: ignore[func-returns-value]
         name="Steps", default=20, min=0, max=150,
         description="Inference steps (0 leaves it to DRESSX)",
     ),
-    "dressx_refine": BoolProperty(
+    "dressx_refine": BoolProperty(  # type: ignore[func-returns-value]
         name="Refine", default=False, description="Ask DRESSX for an extra refinement pass",
     ),
 }
 PREFS: dict[str, Any] = {
-    "dressx_public_url": StringProperty(
+    "dressx_public_url": StringProperty(  # type: ignore[func-returns-value]
         name="Public URL", default="",
         description="Public address (e.g. a tunnel) at which DRESSX reaches this computer "
         "(DRESSX_PUBLIC_URL wins)",
     ),
-    "dressx_local_port": IntProperty(
+    "dressx_local_port": IntProperty(  # type: ignore[func-returns-value]
         name="Local port", default=8765, min=0, max=65535,
         description="Port of the small local server DRESSX's results reach through your "
         "tunnel (0 = any free port, but then a job cannot resume after a restart)",
     ),
-    "dressx_coordinator_key": StringProperty(
+    "dressx_coordinator_key": StringProperty(  # type: ignore[func-returns-value]
         name="Coordinator key", subtype="PASSWORD", default="",
         description="Optional DRESSX coordinator key sent with each job "
         "(DRESSX_COORDINATOR_KEY wins)",

@@ -18,8 +18,9 @@ from .common import (
     set_choice,
 )
 
+# The stubs declare bpy.props' functions as returning None; they return a deferred property.
 SCENE: dict[str, Any] = {
-    "meshy_original_uv": BoolProperty(
+    "meshy_original_uv": BoolProperty(  # type: ignore[func-returns-value]
         name="Keep original UVs", default=True,
         description="Paint onto the object's own UVs. Off: Meshy makes its own UVs, and its "
         "maps are baked onto the object's UV map (your mesh and UVs are kept)",
@@ -30,7 +31,7 @@ SCENE: dict[str, Any] = {
         "of baking its maps onto yours. Your mesh is kept in the file; modifiers already in "
         "Meshy's mesh are turned off",
     ),
-    "meshy_texture_model": EnumProperty(
+    "meshy_texture_model": EnumProperty(  # type: ignore[func-returns-value]
         name="Model",
         items=[("meshy-7", "Meshy 7", "Meshy's texture model: base colour and PBR maps"),
                ("meshy-n1", "Meshy N1 (base colour only)",

@@ -10,33 +10,34 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from ..material import MAPPING_NODE
 from .common import jobs_at_once_pref
 
+# The stubs declare bpy.props' functions as returning None; they return a deferred property.
 SCENE: dict[str, Any] = {
-    "scenario_samples": IntProperty(
+    "scenario_samples": IntProperty(  # type: ignore[func-returns-value]
         name="Variants", default=1, min=1, max=4,
         description="Textures made per object; all are kept and you switch between them in "
         "the job list",
     ),
-    "scenario_tile_size": FloatProperty(
+    "scenario_tile_size": FloatProperty(  # type: ignore[func-returns-value]
         name="Tile size", default=1.0, min=0.01, soft_max=10.0, unit="LENGTH",
         description="How big one repeat of the seamless texture is on the object",
     ),
-    "scenario_steps": IntProperty(
+    "scenario_steps": IntProperty(  # type: ignore[func-returns-value]
         name="Steps", default=0, min=0, max=150, description="0 leaves it to the model",
     ),
-    "scenario_guidance": FloatProperty(
+    "scenario_guidance": FloatProperty(  # type: ignore[func-returns-value]
         name="Guidance", default=0.0, min=0.0, max=20.0,
         description="How closely to follow the prompt; 0 leaves it to the model",
     ),
 }
 PREFS: dict[str, Any] = {
-    "scenario_api_secret": StringProperty(
+    "scenario_api_secret": StringProperty(  # type: ignore[func-returns-value]
         name="API secret", subtype="PASSWORD", default="",
         description="Your Scenario API secret (SCENARIO_API_SECRET wins)",
     ),
-    "scenario_model_id": StringProperty(
+    "scenario_model_id": StringProperty(  # type: ignore[func-returns-value]
         name="Model id", default="", description="Scenario model id (SCENARIO_MODEL_ID wins)",
     ),
-    "scenario_project_id": StringProperty(
+    "scenario_project_id": StringProperty(  # type: ignore[func-returns-value]
         name="Project id", default="",
         description="Optional Scenario project (SCENARIO_PROJECT_ID wins)",
     ),

@@ -17,8 +17,9 @@ from .common import (
     recall_common,
 )
 
+# The stubs declare bpy.props' functions as returning None; they return a deferred property.
 SCENE: dict[str, Any] = {
-    "triverse_polygon_limit": IntProperty(
+    "triverse_polygon_limit": IntProperty(  # type: ignore[func-returns-value]
         name="Polygon limit", default=0, min=0, max=1_500_000, soft_min=0,
         description="Most polygons Triverse may return (1,000 to 1,500,000); 0 leaves it to "
         "Triverse. Its maps are baked onto your object's UVs unless 'Use Triverse's mesh' is on",

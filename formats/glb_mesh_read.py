@@ -1,9 +1,8 @@
-"""GLB mesh files written and read with numpy alone, off Blender's main thread.
+"""GLB mesh files read with numpy alone, off Blender's main thread, trusting nothing in them.
 
-Writing: one node, one mesh, one triangle primitive, Y up. Reading trusts nothing in the file:
-every index, offset and count is checked before it is used, only the GLB's own BIN chunk and
+Every index, offset and count is checked before it is used, only the GLB's own BIN chunk and
 data: URIs are read (never another file or the network), and every failure is a
-`MeshFileError` whose message is one line naming the file.
+`MeshFileError` whose message is one line naming the file. Writing: `glb_mesh_write.py`.
 """
 
 from __future__ import annotations
@@ -20,123 +19,31 @@ from typing import IO, Any
 import numpy as np
 
 from . import limits
-from .atomic import write_atomic
+from .gltf import (
+    BIN_CHUNK,
+    COMPONENTS,
+    DTYPES,
+    GLB_MAGIC,
+    JSON_CHUNK,
+    TRIANGLES,
+    UBYTE,
+    UINT,
+    USHORT,
+)
 from .mesh import (
-    DEFAULT_NORMAL,
     MeshArrays,
     MeshFileError,
     bits,
-    checked,
     group,
     one_line,
-    to_yup,
     unit,
 )
 
 MB = 1 << 20
 MAX_JSON_BYTES = limits.MAX_GLTF_JSON  # a glTF description larger than this is not a mesh
-_GLB_MAGIC = b"glTF"
-_JSON, _BIN = 0x4E4F534A, 0x004E4942
-_FLOAT, _UBYTE, _USHORT, _UINT = 5126, 5121, 5123, 5125
-_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
-_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
-_DTYPES = {5120: "<i1", 5121: "<u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4"}
-_INDEX_TYPES = (_UBYTE, _USHORT, _UINT)
-_TRIANGLES = 4
+_INDEX_TYPES = (UBYTE, USHORT, UINT)
 _UNSUPPORTED_EXTENSIONS = ("KHR_draco_mesh_compression", "EXT_meshopt_compression")
 _MAX_UNBACKED = limits.MAX_UNBACKED  # an accessor without a bufferView is zeros: cap it
-
-
-# --------------------------------------------------------------------------- GLB writing
-
-
-def write_glb(mesh: MeshArrays, path: str | os.PathLike[str]) -> Path:
-    """Write `mesh` as a glTF 2.0 binary: one node, one mesh, one triangle primitive.
-
-    glTF attributes are per vertex, so corners sharing a vertex, normal and UV become one
-    glTF vertex; vertices come in Blender's vertex order.
-    """
-    path = Path(path)
-    m = checked(mesh, path)
-    cv = m.corner_verts
-    normals = None if m.normals is None else unit(to_yup(m.normals), DEFAULT_NORMAL)
-    uvs = None
-    if m.uvs is not None:
-        uvs = np.empty_like(m.uvs)
-        uvs[:, 0] = m.uvs[:, 0]
-        uvs[:, 1] = 1.0 - m.uvs[:, 1].astype(np.float64)  # glTF's v runs down
-    if normals is None and uvs is None:
-        positions, indices = to_yup(m.positions), cv
-    else:
-        columns = [cv.astype(np.uint32)[:, None]]
-        columns += [bits(a) for a in (normals, uvs) if a is not None]
-        first, inverse = group(np.concatenate(columns, axis=1))
-        by_vertex = np.argsort(cv[first], kind="stable")  # (vertex, first use) order
-        new_id = np.empty(len(first), dtype=np.intp)
-        new_id[by_vertex] = np.arange(len(first))
-        first, indices = first[by_vertex], new_id[inverse]
-        positions = to_yup(m.positions[cv[first]])
-        normals = None if normals is None else normals[first]
-        uvs = None if uvs is None else uvs[first]
-    index_type = _USHORT if len(positions) < 65536 else _UINT
-    index_array = indices.astype("<u2" if index_type == _USHORT else "<u4")
-
-    gltf: dict[str, Any] = {
-        "asset": {"version": "2.0", "generator": "Text to Texture"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"name": m.name, "mesh": 0}],
-        "meshes": [{"name": m.name, "primitives": [{"attributes": {}, "mode": _TRIANGLES}]}],
-        "accessors": [],
-        "bufferViews": [],
-        "buffers": [{"byteLength": 0}],
-    }
-    blobs: list[np.ndarray] = []
-    offset = 0
-
-    def add(values: np.ndarray, kind: str, ctype: int, target: int) -> int:
-        nonlocal offset
-        data = np.ascontiguousarray(values, dtype=_DTYPES[ctype])
-        offset += -offset % 4
-        gltf["bufferViews"].append({"buffer": 0, "byteOffset": offset,
-                                    "byteLength": data.nbytes, "target": target})
-        blobs.append(data)
-        offset += data.nbytes
-        gltf["accessors"].append({"bufferView": len(gltf["bufferViews"]) - 1,
-                                  "componentType": ctype, "count": len(data), "type": kind})
-        return len(gltf["accessors"]) - 1
-
-    prim = gltf["meshes"][0]["primitives"][0]
-    prim["attributes"]["POSITION"] = add(positions, "VEC3", _FLOAT, _ARRAY_BUFFER)
-    gltf["accessors"][-1]["min"] = [float(x) for x in positions.min(axis=0)]
-    gltf["accessors"][-1]["max"] = [float(x) for x in positions.max(axis=0)]
-    if normals is not None:
-        prim["attributes"]["NORMAL"] = add(normals, "VEC3", _FLOAT, _ARRAY_BUFFER)
-    if uvs is not None:
-        prim["attributes"]["TEXCOORD_0"] = add(uvs, "VEC2", _FLOAT, _ARRAY_BUFFER)
-    prim["indices"] = add(index_array, "SCALAR", index_type, _ELEMENT_ARRAY_BUFFER)
-    bin_length = offset + (-offset % 4)
-    gltf["buffers"][0]["byteLength"] = bin_length
-    text = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 4)
-    total = 12 + 8 + len(text) + 8 + bin_length
-
-    def write(fh: IO[bytes]) -> None:
-        fh.write(struct.pack("<4sII", _GLB_MAGIC, 2, total))
-        fh.write(struct.pack("<II", len(text), _JSON) + text)
-        fh.write(struct.pack("<II", bin_length, _BIN))
-        written = 0
-        for blob in blobs:
-            fh.write(b"\x00" * (-written % 4))
-            written += -written % 4
-            fh.write(blob.data.cast("B"))  # straight from the array, no copy
-            written += blob.nbytes
-        fh.write(b"\x00" * (bin_length - written))
-
-    return write_atomic(path, write)
-
-
-# --------------------------------------------------------------------------- GLB reading
 
 
 class _Bad(Exception):
@@ -177,7 +84,7 @@ class _Glb:
     def __init__(self, fh: IO[bytes], size: int) -> None:
         self.fh = fh
         head = fh.read(12)
-        if len(head) < 12 or head[:4] != _GLB_MAGIC:
+        if len(head) < 12 or head[:4] != GLB_MAGIC:
             raise _Bad("not a GLB file (no glTF magic)")
         _magic, version, length = struct.unpack("<4sII", head)
         if version != 2:
@@ -188,7 +95,7 @@ class _Glb:
         if len(chunk) < 8:
             raise _Bad("truncated (no JSON chunk)")
         json_length, kind = struct.unpack("<II", chunk)
-        if kind != _JSON:
+        if kind != JSON_CHUNK:
             raise _Bad("the first chunk is not JSON")
         if json_length > MAX_JSON_BYTES:
             raise _Bad(f"JSON chunk of {json_length // MB} MB is over the "
@@ -205,7 +112,7 @@ class _Glb:
         if pos + 8 <= length:
             fh.seek(pos)
             bin_length, kind = struct.unpack("<II", fh.read(8))
-            if kind == _BIN:
+            if kind == BIN_CHUNK:
                 if pos + 8 + bin_length > length:
                     raise _Bad("truncated BIN chunk")
                 self.bin_offset, self.bin_length = pos + 8, bin_length
@@ -267,12 +174,12 @@ class _Glb:
         if "sparse" in acc:
             raise _Bad(f"accessor {index} is sparse, which is not supported")
         ctype = acc.get("componentType", -1)
-        if ctype not in _DTYPES or (types and ctype not in types):
+        if ctype not in DTYPES or (types and ctype not in types):
             raise _Bad(f"accessor {index} has componentType {ctype!r}, not allowed there")
-        if acc.get("type") not in _COMPONENTS:
+        if acc.get("type") not in COMPONENTS:
             raise _Bad(f"accessor {index} has unknown type {acc.get('type')!r}")
-        dtype = np.dtype(_DTYPES[ctype])
-        comps = _COMPONENTS[acc["type"]]
+        dtype = np.dtype(DTYPES[ctype])
+        comps = COMPONENTS[acc["type"]]
         count = _count(acc.get("count"), f"accessor {index} count")
         if "bufferView" not in acc:  # glTF: an accessor without data is all zeros
             if count > _MAX_UNBACKED:
@@ -445,9 +352,9 @@ def _declared(glb: _Glb, index: Any) -> tuple[int, int]:
     acc = _dict(accessors[_index(index, len(accessors), "accessor")], f"accessor {index}")
     count = _count(acc.get("count"), f"accessor {index} count")
     ctype, kind = acc.get("componentType"), acc.get("type")
-    if ctype not in _DTYPES or kind not in _COMPONENTS:
+    if ctype not in DTYPES or kind not in COMPONENTS:
         raise _Bad(f"accessor {index} has an unknown componentType or type")
-    return count, count * _COMPONENTS[kind] * np.dtype(_DTYPES[ctype]).itemsize
+    return count, count * COMPONENTS[kind] * np.dtype(DTYPES[ctype]).itemsize
 
 
 def _check_budget(glb: _Glb, mesh_nodes: list[tuple[int, np.ndarray]]) -> None:
@@ -462,7 +369,7 @@ def _check_budget(glb: _Glb, mesh_nodes: list[tuple[int, np.ndarray]]) -> None:
         mesh = _dict(meshes[_index(nodes[node_index]["mesh"], len(meshes), "mesh")], "a mesh")
         prims = mesh.get("primitives", [])
         for prim in prims if isinstance(prims, list) else []:
-            if not isinstance(prim, dict) or prim.get("mode", _TRIANGLES) != _TRIANGLES:
+            if not isinstance(prim, dict) or prim.get("mode", TRIANGLES) != TRIANGLES:
                 continue
             attrs = prim.get("attributes")
             if not isinstance(attrs, dict) or "POSITION" not in attrs:
@@ -510,7 +417,7 @@ def _read_glb(glb: _Glb, stem: str) -> MeshArrays:
             raise _Bad("a mesh's primitives are not a list")
         for prim in prims:
             prim = _dict(prim, "a primitive")
-            if prim.get("mode", _TRIANGLES) != _TRIANGLES:
+            if prim.get("mode", TRIANGLES) != TRIANGLES:
                 continue
             part = _primitive_part(glb, prim, world)
             if part is not None:

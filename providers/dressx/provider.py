@@ -1,7 +1,7 @@
 """DRESSX Text to Texture: the mesh goes out as a URL, the result comes back by webhook.
 
-Contract: docs/providers.md §4, which leave most things unknown.
-Every guess below is a setting or a named constant, and is marked "Guess:".
+Contract: docs/providers.md §4, which leave most things unknown. Every guess is a setting or a
+named constant, marked "Guess:"; what to send and how a webhook reads live in `contract.py`.
 
 How a job runs. `submit` registers the job with the extension's one local server
 (`webhook_server`, 127.0.0.1 only), which serves the exported OBJ at ``<public>/m/<token>/mesh.obj``
@@ -16,11 +16,11 @@ Resume after a restart: the remote id carries the order id, the submit time and 
 (``"<order>:<epoch>:<webhook token>:<mesh token>"``), so a resumed job registers the same paths
 again. DRESSX keeps the result URL it was given, so this only works when the local port is fixed
 (config extra ``local_port``) and the tunnel's public URL is unchanged; otherwise the job times
-out with its order id. A success webhook is also written beside the maps
-(``.<stem>.dressx-result.json``, removed once the maps are in), so a restart during the downloads
-does not lose a paid result. The remote id holds the webhook token: it is a secret of the job
-(anyone who has it and the tunnel address can post a result), so it is journaled but never logged,
-shown or kept in the .blend (`shown_id` gives the order id only).
+out with its order id. A success webhook is also kept beside the maps until they are in
+(`results.py`), so a restart during the downloads does not lose a paid result. The remote id
+holds the webhook token: it is a secret of the job (anyone who has it and the tunnel address can
+post a result), so it is journaled but never logged, shown or kept in the .blend (`shown_id`
+gives the order id only).
 
 Settings, `ProviderConfig.extras` (preferences / environment) unless said otherwise:
 
@@ -42,21 +42,17 @@ Settings, `ProviderConfig.extras` (preferences / environment) unless said otherw
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..net import local_server
-from ..net.http import (
+from ...net import local_server
+from ...net.http import (
     PREFS_HINT,
     HttpClient,
     HttpError,
@@ -67,7 +63,7 @@ from ..net.http import (
     is_loopback_host,
     url_problem,
 )
-from .base import (
+from ..base import (
     BASE_COLOR,
     METALLIC,
     NORMAL,
@@ -82,99 +78,29 @@ from .base import (
     TextureRequest,
     duration,
 )
-from .cloud import CloudProvider
+from ..cloud import CloudProvider
+from .contract import (
+    CREATE_PATH,
+    DEFAULT_BASE,
+    DEFAULT_STEPS,
+    DEFAULT_TIMEOUT_S,
+    MAX_ORDER,
+    MAX_STEPS,
+    DressxHooks,
+    DressxRef,
+    balance_of,
+    check_obj,
+    order_for,
+    status_of,
+)
+from .results import KeptResults
 
 log = logging.getLogger(__name__)
 
-# Guess: the base URL is not published; the result files live on api.dressx.com
-# [docs/providers.md §4.1].
-DEFAULT_BASE = "https://api.dressx.com"
-CREATE_PATH = "/v2/pipeline/text-to-texture/"  # trailing slash as documented (Django style)
-DEFAULT_TIMEOUT_S = 30 * 60.0  # Guess: no duration is documented
-DEFAULT_STEPS = 20  # Guess: the document's example; pinned so a seed stays reproducible
-MAX_STEPS = 1000
-MAX_ORDER = 2**31 - 1  # Guess: `order` is an Int; kept in a signed 32-bit range
 MB = 1 << 20
 
-# Guess: the example names the maps albedo/normal/roughness/metallic; a few aliases are read too.
-MAP_KEYS: dict[str, tuple[str, ...]] = {
-    BASE_COLOR: ("albedo", "base_color", "basecolor", "diffuse", "color"),
-    NORMAL: ("normal",),
-    ROUGHNESS: ("roughness",),
-    METALLIC: ("metallic", "metalness"),
-}
 _PBR_ROLES = (NORMAL, ROUGHNESS, METALLIC)
-_KEPT_FIELDS = ("order_id", "status", "render_url", "mesh_url", "pbr_components", "balance")
 _warned: set[str] = set()  # warnings worth giving once per session
-
-
-class DressxHooks(ServiceHooks):
-    """Errors: the shape is undocumented. Guess: a Django REST Framework service (the trailing
-    slash): ``{"detail": "..."}``, or field errors ``{"order": ["This field is required."]}``."""
-
-    def error_message(self, status: int, body: Any) -> str:
-        text = super().error_message(status, body)
-        if text:
-            return text
-        if isinstance(body, Mapping):
-            parts = [f"{name}: {_joined(value)}" for name, value in body.items() if _joined(value)]
-            return "; ".join(parts)
-        return _joined(body)
-
-    def describe(self, status: int, message: str, context: str, label: str) -> str | None:
-        said = message.lower()
-        if status == 401 or (status == 403 and ("credential" in said or "token" in said)):
-            return f"DRESSX rejected the API key — check {PREFS_HINT} > DRESSX (or DRESSX_API_KEY)"
-        if status == 403 and "key" in said:
-            return (f"DRESSX refused the coordinator key — check it in {PREFS_HINT} > DRESSX "
-                    f"(DRESSX said: {message})")
-        if status == 402:
-            return ("Your DRESSX balance is used up — top it up in your DRESSX account, then "
-                    "retry")
-        return None
-
-
-def _joined(value: Any) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return " ".join(v.strip() for v in value)
-    return ""
-
-
-@dataclass(frozen=True)
-class DressxRef:
-    """What the remote id must carry for a job to be watched again after a restart."""
-
-    order: int
-    submitted: float  # epoch seconds (ms precision): the timeout counts from here, across restarts
-    webhook_token: str
-    mesh_token: str = ""  # "" when the artist gave a mesh URL
-
-    def encode(self) -> str:
-        return f"{self.order}:{self.submitted:.3f}:{self.webhook_token}:{self.mesh_token}"
-
-    @classmethod
-    def parse(cls, remote_id: str) -> DressxRef:
-        parts = remote_id.split(":")
-        try:
-            order, submitted, webhook, mesh = parts
-            ref = cls(int(order), round(float(submitted), 3), webhook, mesh)
-        except ValueError:
-            raise ProviderError("This DRESSX job's record is damaged; look the result up in your "
-                                "DRESSX account") from None
-        if not ref.webhook_token or not math.isfinite(ref.submitted):
-            raise ProviderError(f"This DRESSX job's record is damaged (order {ref.order}); look "
-                                "it up in your DRESSX account")
-        return ref
-
-
-def order_for(job_id: str) -> int:
-    """The DRESSX order id of a job: derived from its id, so it can be told to the artist even
-    when Blender stopped before the remote id was saved. 1 .. 2**31-1; a collision between two
-    jobs of one account is about 1 in 4 million per pair."""
-    digest = hashlib.sha256(job_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") % MAX_ORDER + 1
 
 
 class DressxProvider(CloudProvider):
@@ -213,7 +139,7 @@ class DressxProvider(CloudProvider):
         self._running: dict[str, str] = {}  # remote id -> last progress text from a webhook
         self._balance: dict[str, float] = {}
         self._rebound_without_port: set[str] = set()
-        self._result_paths: dict[str, str] = {}
+        self._kept = KeptResults()  # success webhooks on disk until their maps are in
 
     # ---- settings ------------------------------------------------------------------------------
 
@@ -399,14 +325,14 @@ class DressxProvider(CloudProvider):
         ref = DressxRef.parse(remote_id)
         reg = local_server.lookup(ref.webhook_token)
         if reg is None:  # a job resumed in a new session (or after its registration ended)
-            saved = self._load_result(request, ref)
+            saved = self._kept.load(request, ref)
             if saved is not None:
                 return self._status_of(ref, saved, remote_id)
             reg = self._rebind(ref, request)
         for payload in reg.take():
             status = self._status_of(ref, payload, remote_id)
             if status.state is RemoteState.SUCCEEDED:
-                self._save_result(request, ref, payload, remote_id)
+                self._kept.save(request, ref, payload, remote_id)
                 return status  # the registration lives on until fetch: duplicates stay harmless
             if status.state.terminal:
                 local_server.release(ref.webhook_token)
@@ -432,26 +358,13 @@ class DressxProvider(CloudProvider):
         return reg
 
     def _status_of(self, ref: DressxRef, payload: dict[str, Any], remote_id: str) -> RemoteStatus:
-        raw = str(payload.get("status") or "")
-        kind = local_server.classify_status(raw)
-        balance = payload.get("balance")
-        if isinstance(balance, (int, float)) and not isinstance(balance, bool):
+        balance = balance_of(payload)
+        if balance is not None:
             self._balance[remote_id] = balance
-        extra = self._extra_of(ref, remote_id)
-        if isinstance(payload.get("render_url"), str) and payload["render_url"]:
-            extra["render_url"] = payload["render_url"]
-        if kind == local_server.DONE:
-            return RemoteStatus(RemoteState.SUCCEEDED, 1.0, maps=maps_of(payload), extra=extra)
-        if kind == local_server.FAILED:
-            return RemoteStatus(RemoteState.FAILED, message=_failure(payload, ref.order),
-                                extra=extra)
-        if kind == local_server.CANCELED:
-            return RemoteStatus(RemoteState.CANCELED, extra=extra,
-                                message=f"The job was canceled at DRESSX (order {ref.order})")
-        word = " ".join(raw.split()).lower()[:40]  # from the webhook: one tidy line
-        shown = "processing" if word in ("processin", "processing") else word
-        self._running[remote_id] = f"DRESSX is {shown} (order {ref.order})"
-        return RemoteStatus(RemoteState.RUNNING, 0.0, self._running[remote_id], extra=extra)
+        status = status_of(payload, ref.order, self._extra_of(ref, remote_id))
+        if status.state is RemoteState.RUNNING:
+            self._running[remote_id] = status.message
+        return status
 
     def _extra_of(self, ref: DressxRef, remote_id: str) -> dict[str, Any]:
         extra: dict[str, Any] = {"order": ref.order}
@@ -493,58 +406,7 @@ class DressxProvider(CloudProvider):
         except ProviderError:
             return
         local_server.release(ref.webhook_token)
-        self._forget_result(remote_id)
-
-    # ---- the success webhook, kept on disk until the maps are in -------------------------------
-
-    def _result_path(self, request: TextureRequest) -> str:
-        if not request.out_dir:
-            return ""
-        stem = request.file_stem or request.job_id
-        return os.path.join(request.out_dir, f".{stem}.dressx-result.json")
-
-    def _save_result(self, request: TextureRequest, ref: DressxRef, payload: dict[str, Any],
-                     remote_id: str) -> None:
-        path = self._result_path(request)
-        if not path:
-            return
-        kept = {k: payload[k] for k in _KEPT_FIELDS if k in payload}
-        try:
-            os.makedirs(request.out_dir, exist_ok=True)
-            tmp = f"{path}.part"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"order": ref.order, "webhook": kept}, fh)
-            os.replace(tmp, path)
-            self._result_paths[remote_id] = path
-        except OSError as exc:  # the job goes on; only a restart mid-download would miss it
-            log.warning("Could not keep DRESSX's result for order %d: %s", ref.order,
-                        exc.strerror or exc)
-
-    def _load_result(self, request: TextureRequest, ref: DressxRef) -> dict[str, Any] | None:
-        path = self._result_path(request)
-        if not path or not os.path.isfile(path):
-            return None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("order") != ref.order:
-            return None
-        webhook = data.get("webhook")
-        if not isinstance(webhook, dict):
-            return None
-        self._result_paths[ref.encode()] = path
-        log.info("DRESSX order %d: using the result received before the restart", ref.order)
-        return webhook
-
-    def _forget_result(self, remote_id: str) -> None:
-        path = self._result_paths.pop(remote_id, "")
-        if path:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        self._kept.forget(remote_id)
 
     # ---- fetch ---------------------------------------------------------------------------------
 
@@ -569,7 +431,7 @@ class DressxProvider(CloudProvider):
                 out[role] = self._download(role, links[role], request, cancel, ref)
             progress(1.0, "Maps downloaded")
         except ProviderError as exc:
-            self._forget_result(remote_id)
+            self._kept.forget(remote_id)
             if f"order {ref.order}" in exc.message:
                 raise
             # DRESSX cannot be asked for the links again: the order id is the way back to them.
@@ -577,7 +439,7 @@ class DressxProvider(CloudProvider):
                                 status=exc.status) from None
         finally:
             local_server.release(ref.webhook_token)
-        self._forget_result(remote_id)
+        self._kept.forget(remote_id)
         return out
 
     def _download(self, role: str, url: str, request: TextureRequest, cancel: CancelToken,
@@ -603,65 +465,12 @@ class DressxProvider(CloudProvider):
         except ProviderError:
             return
         local_server.release(ref.webhook_token)
-        self._forget_result(remote_id)
+        self._kept.forget(remote_id)
         log.info("DRESSX order %d canceled here; DRESSX has no cancel, it may still finish",
                  ref.order)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def check_obj(path: str) -> None:
-    """Refuse, before paying, a mesh DRESSX would fail on: no file, not OBJ, or no UVs."""
-    if not path or not os.path.isfile(path):
-        raise ProviderError("The exported mesh is missing; run the job again")
-    has_v = has_vt = False
-    try:
-        with open(path, "rb") as fh:
-            for line in fh:
-                head = line.lstrip()[:3]
-                has_v = has_v or head.startswith(b"v ")
-                has_vt = has_vt or head.startswith(b"vt ")
-                if has_v and has_vt:
-                    return
-    except OSError as exc:
-        raise ProviderError(f"The exported mesh could not be read ({exc.strerror or exc})"
-                            ) from None
-    if not has_v:
-        raise ProviderError("DRESSX needs the mesh as OBJ, and the exported file is not one")
-    raise ProviderError("DRESSX needs a mesh with UVs, and this one has none — unwrap it (or let "
-                        "the add-on unwrap meshes without UVs), then retry")
-
-
-def maps_of(payload: Mapping[str, Any]) -> dict[str, str]:
-    """Role -> URL from `pbr_components` (keys read case-insensitively)."""
-    pbr = payload.get("pbr_components")
-    if not isinstance(pbr, Mapping):
-        return {}
-    lowered = {str(k).strip().lower(): v for k, v in pbr.items()}
-    out: dict[str, str] = {}
-    for role, keys in MAP_KEYS.items():
-        for key in keys:
-            value = lowered.get(key)
-            if isinstance(value, str) and value.strip():
-                out[role] = value.strip()
-                break
-    return out
-
-
-def _failure(payload: Mapping[str, Any], order: int) -> str:
-    """Guess: the failure payload's reason field is unknown; message/error/detail/reason read."""
-    text = " ".join(DressxHooks().error_message(0, _without_status(payload)).split())
-    if len(text) > 300:
-        text = text[:297] + "…"
-    if text:
-        return f"DRESSX: {text} (order {order})"
-    return f"DRESSX reported the job failed (order {order}); no reason given"
-
-
-def _without_status(payload: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("message", "error", "detail", "reason", "msg", "errors")
-    return {k: payload[k] for k in keys if k in payload}
 
 
 def _int_or_none(value: Any) -> int | None:
