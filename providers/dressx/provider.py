@@ -460,14 +460,9 @@ class DressxProvider(CloudProvider):
     def cancel(self, remote_id: str) -> None:
         """DRESSX documents no way to stop an order: this only stops listening for it (the order
         may still finish, and be paid for, at DRESSX)."""
-        try:
-            ref = DressxRef.parse(remote_id)
-        except ProviderError:
-            return
-        local_server.release(ref.webhook_token)
-        self._kept.forget(remote_id)
-        log.info("DRESSX order %d canceled here; DRESSX has no cancel, it may still finish",
-                 ref.order)
+        self.abandon(remote_id)
+        log.info("DRESSX %s canceled here; DRESSX has no cancel, it may still finish",
+                 self.shown_id(remote_id))
 
 
 # --------------------------------------------------------------------------- helpers
