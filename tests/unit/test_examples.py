@@ -1,4 +1,4 @@
-"""Every example payload docs/providers.md shows (§8) goes through the provider's own parser.
+"""Every example payload docs/providers.md shows (§7) goes through the provider's own parser.
 
 The examples are read from the page itself, so the page and the code cannot drift apart: a
 new example without a check here fails, and so does a check whose example was removed.
