@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1 << 20
 TASK = "hostile-task"
 RETEXTURE = "/openapi/v1/retexture"
+RETEXTURE_V2 = "/openapi/v2/retexture"
+TASKS_V2 = "/openapi/v2/tasks"
 
 CASES: dict[str, str] = {
     "chunked-negative": "1  DRESSX server: chunk size -1, then 300 MB",
@@ -68,11 +70,13 @@ def serve(case: str) -> None:
     from emulators import hostile as h
     from emulators.base import map_png
 
+    # Meshy's routes in API v2 (this code) and v1 (the older checkout the "before" column runs).
     routes: dict[str, Any] = {
         f"{RETEXTURE}$": h.json_answer({"result": TASK}),
-        "/openapi/v1/balance": h.json_answer({"message": "no"}, 404),
+        f"{RETEXTURE_V2}$": h.json_answer({"id": TASK, "status": "PENDING", "progress": 0}),
+        "/openapi/v[12]/balance": h.json_answer({"message": "no"}, 404),
     }
-    status = f"{RETEXTURE}/{TASK}$"
+    status = f"(?:{RETEXTURE}|{TASKS_V2})/{TASK}$"
     slow = b'{"status": "IN_PROGRESS", "progress": 10}' + b" " * 400
     if case == "link-home":
         routes["/private"] = h.png_answer(map_png("base_color", 512))
@@ -342,7 +346,14 @@ def _case_triverse_download(out: dict[str, Any], work: Path, cap: float) -> None
                                 retry=NO_RETRY)
 
     def run() -> str:
-        path = provider._download_direct(TASK, str(work / "model.glb"), CancelToken())
+        dest = str(work / "model.glb")
+        try:  # this code: a function of the provider's results module
+            from text_to_texture.providers.triverse.results import download_direct
+        except ImportError:  # the older checkout: a method
+            path = provider._download_direct(TASK, dest, CancelToken())
+        else:
+            path = download_direct(provider.client(), TASK, dest, provider.max_glb_bytes,
+                                   CancelToken())
         return f"saved {os.path.getsize(path) // MB} MB"
 
     _measure(out, run)

@@ -68,7 +68,9 @@ def _one(work: Path, pid: str, make: Callable[[], Any], emu: Any, **request: Any
     state = None
     while state is None and time.monotonic() < end:
         for snap in runner.drain():
-            if snap.state is State.READY or snap.state.terminal:
+            if snap.state is State.BAKING:  # no Blender here: the result keeps its own mesh
+                runner.provide_target(snap.id, None, "no object in this benchmark")
+            elif snap.state is State.READY or snap.state.terminal:
                 state = snap
         time.sleep(0.01)
     runner.shutdown()

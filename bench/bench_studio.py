@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import ext_dev  # noqa: E402
-from emulators.meshy import RETEXTURE, MeshyEmulator  # noqa: E402
+from emulators.meshy import RETEXTURE, TASKS, MeshyEmulator  # noqa: E402
 
 PROMPT = "{name}, {material} weathered, {collection}"
 JOB_SECONDS = 0.5
 JOBS_AT_ONCE = 10  # Meshy Pro's plan limit
 KEY = "msy_bench_0123456789"
-KINDS = {"create": rf"^{RETEXTURE}$", "status": rf"^{RETEXTURE}/[^/]+$",
+KINDS = {"create": rf"^{RETEXTURE}$", "status": rf"^{TASKS}/[^/]+$",
          "balance": r"/balance$", "download": r"^/assets/"}
 
 # Runs in a fresh Blender process: install the zip, open the file, run the command.

@@ -77,7 +77,9 @@ def _batch(emu: TriverseEmulator, mode: str, count: int, work: Path) -> dict[str
     while len(ready) < count:
         now = time.monotonic()
         for snap in runner.drain():
-            if snap.state is State.SUBMITTING:
+            if snap.state is State.BAKING:  # no Blender here: the result keeps its own mesh
+                runner.provide_target(snap.id, None, "no object in this benchmark")
+            elif snap.state is State.SUBMITTING:
                 sent.setdefault(snap.id, now)
             elif snap.state is State.READY:
                 ready.setdefault(snap.id, now)

@@ -42,7 +42,8 @@ def main() -> None:
 
     ext_dev.install(ext_dev.build_zip(_SCRATCH / "dist"))
     uvs = ext_dev.installed("blender.uvs")
-    print(f"{'triangles':>10}  {'pause s':>8}  {'µs/triangle':>11}  estimate before (s)")
+    print("| triangles | unwrap pause | µs per triangle | estimate before it |")
+    print("|---:|---:|---:|---:|")
     for count in counts:
         bpy.ops.wm.read_homefile(use_empty=True)
         obj = _mesh(bpy, count)
@@ -51,7 +52,7 @@ def main() -> None:
         began = time.perf_counter()
         uvs.unwrap_new(obj, "T2T_UV")
         took = time.perf_counter() - began
-        print(f"{tris:>10,}  {took:>8.2f}  {took / tris * 1e6:>11.2f}  {estimate:>8.2f}")
+        print(f"| {tris:,} | {took:.2f} s | {took / tris * 1e6:.2f} | {estimate:.2f} s |")
 
 
 if __name__ == "__main__":
