@@ -67,3 +67,25 @@ def test_unknown_format_is_one_clear_error(blender, tmp_path: Path) -> None:
     mod = installed("blender.export")
     with pytest.raises(mod.ExportError, match="unknown mesh format"):
         mod.export_mesh(add_mesh("cube", "C"), tmp_path / "x.fbx", "FBX")
+
+
+def test_the_mesh_read_is_the_one_that_renders(blender) -> None:
+    """A plain object's own mesh is read as it is (no scene re-evaluation), and it is exactly
+    what the evaluated mesh holds; with a modifier, the evaluated one is read."""
+    import numpy as np
+
+    bpy = blender
+    arrays = installed("blender.mesh_arrays")
+    plain = add_mesh("monkey", "Plain")
+    assert arrays.evaluated_mesh(plain) == plain.data
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = plain.evaluated_get(depsgraph).data
+    own = arrays.loop_arrays(plain.data)
+    other = arrays.loop_arrays(evaluated)
+    for mine, theirs in zip(own, other):
+        if mine is None:
+            assert theirs is None
+        else:
+            np.testing.assert_array_equal(mine, theirs)
+    modified = blob(bpy)
+    assert arrays.evaluated_mesh(modified) != modified.data
