@@ -16,6 +16,9 @@ RECOVER_S = 30.0
 # account may free slots we cannot see.
 QUEUE_WAIT_S = 5.0
 QUEUE_WAIT_MAX_S = 60.0
+# A refusal that names its own wait (Retry-After, Scenario's `remainingSeconds`) is sent again
+# after that wait, but never sooner than this: a hint of 0 must not become a busy loop.
+QUEUE_HINT_MIN_S = 0.5
 
 
 class Gate:

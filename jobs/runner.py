@@ -24,7 +24,7 @@ from ..formats.bake import BakeTarget
 from ..net import inflight
 from ..providers.base import Canceled, Provider, ProviderError, TimedOut
 from . import bake_step
-from .gate import QUEUE_WAIT_S, RECOVER_S, Gate  # (issue 12)
+from .gate import QUEUE_HINT_MIN_S, QUEUE_WAIT_S, RECOVER_S, Gate  # (issue 12)
 from .intake import limits_of
 from .job import Job, State
 from .journal import Journal
@@ -75,6 +75,7 @@ class Runner(JobSteps):
         # (issue 12) Queue-full pacing; tests shorten these.
         self.recover_s = RECOVER_S
         self.queue_wait_s = QUEUE_WAIT_S
+        self.queue_hint_min_s = QUEUE_HINT_MIN_S
 
     # ---- main thread -------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class JobSteps:
     journal: Journal
     poll_retry_base: float
     queue_wait_s: float
+    queue_hint_min_s: float
     _events: queue.SimpleQueue[Job]
     _gates: dict[str, Gate]
     _desk: bake_step.Desk
@@ -279,9 +280,12 @@ class JobSteps:
                 refusals += 1
                 slot.inside = False
                 seen = gate.refused()
-                # The service's own wait when it says one, never less than our backoff.
-                wait = max(exc.retry_after or 0.0, min(
-                    QUEUE_WAIT_MAX_S, self.queue_wait_s * 2 ** (refusals - 1)))
+                # The service's own wait when it names one (a rate limit's "0.2 s" must not
+                # become our minutes of backoff); else ours, doubling per refusal.
+                if exc.retry_after is not None:
+                    wait = max(exc.retry_after, self.queue_hint_min_s)
+                else:
+                    wait = min(QUEUE_WAIT_MAX_S, self.queue_wait_s * 2 ** (refusals - 1))
                 if provider.exchanges is not None:
                     provider.exchanges.note(
                         f"queue full (refusal {refusals}); {gate.inside} of our jobs at "

@@ -15,6 +15,7 @@ def fast_runner(journal: Journal) -> Runner:
     runner = Runner(journal)
     runner.poll_retry_base = 0.01
     runner.queue_wait_s = 0.02
+    runner.queue_hint_min_s = 0.01
     return runner
 
 

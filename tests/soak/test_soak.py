@@ -452,6 +452,24 @@ def test_soak(blender, services, monkeypatch: pytest.MonkeyPatch) -> None:  # ty
         logging.getLogger(LOG_PREFIX).removeHandler(spies.handler)
 
 
+def _stuck_report(eng: Any, stuck: list[str]) -> str:
+    """What a failing run's log needs to find why jobs did not end: each provider's gate (limit,
+    jobs at the service, refusals, places taken) and the stuck jobs' own exchange logs."""
+    runner = eng.runner
+    lines = [f"stuck: {len(stuck)} jobs"]
+    for pid in PROVIDERS:
+        limit, inside, refusals = runner.gate_facts(pid)
+        lines.append(f"gate {pid}: limit {limit}, inside {inside}, refusals {refusals}, "
+                     f"taken {runner._taken.get(pid, 0)}")
+    for job_id in stuck[:8]:
+        job = eng.jobs[job_id]
+        lines.append(f"-- {job.provider} {job.object_name} {job.state.value} {job.message}")
+        path = runner.journal.exchanges_path(job_id)
+        if path.exists():
+            lines.extend("   " + ln for ln in path.read_text(errors="replace").splitlines()[-15:])
+    return "\n".join(lines)
+
+
 def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, ctx: str,
               monkeypatch: pytest.MonkeyPatch) -> None:
     gen = installed("blender.batch")
@@ -500,7 +518,10 @@ def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, c
                 stuck = [f"{eng.jobs[j].provider} {eng.jobs[j].object_name}: "
                          f"{eng.jobs[j].state.value} {eng.jobs[j].message}"
                          for j in ids if not eng.jobs[j].state.terminal]
-                pytest.fail(f"{ctx} round {rnd.index} did not end: {stuck[:5]}")
+                print(_stuck_report(eng, [j for j in ids if not eng.jobs[j].state.terminal]),
+                      flush=True)
+                pytest.fail(f"{ctx} round {rnd.index} did not end ({len(stuck)} jobs): "
+                            f"{stuck[:5]}")
             time.sleep(0.02)
         injector.finish_round()
         print(f"round {rnd.index}: {len(ids)} jobs in {time.monotonic() - t0:.1f} s; "

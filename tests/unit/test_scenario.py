@@ -27,6 +27,7 @@ from emulators.scenario import (
 )
 from runner_driving import fast_runner, run, settle
 from text_to_texture.formats.imagefile import image_info, read_png
+from text_to_texture.jobs.gate import QUEUE_HINT_MIN_S, QUEUE_WAIT_S
 from text_to_texture.jobs.job import Job, State, new_job_id
 from text_to_texture.jobs.journal import Journal
 from text_to_texture.jobs.runner import MAX_POLL_FAILURES
@@ -512,6 +513,23 @@ def test_a_busy_scenario_is_waiting_not_failure(emu: ScenarioEmulator, tmp_path:
     assert emu.count("POST", TXT2IMG) == 4 and len(emu.jobs_of("inference")) == 1
     assert ("Scenario is busy for this account (HTTP 429) — this job waits and is sent again "
             "shortly") in seen
+
+
+def test_a_short_remaining_seconds_is_not_stretched_to_our_backoff(
+    emu: ScenarioEmulator, tmp_path: Path, journal: Journal
+) -> None:
+    """Six 429s in a row on the create, each saying "again in 0.2 s": the job is sent again
+    after what Scenario said, not after our own full-queue backoff (5 s doubling to 60 s, for
+    answers that name no wait), which once kept a soak run's Scenario jobs queued for minutes
+    (seed 413084067)."""
+    emu.rate_limit_next(6, 0.2, method="POST", path=TXT2IMG)
+    runner = fast_runner(journal)
+    runner.queue_wait_s = QUEUE_WAIT_S  # the shipped backoff: the old rule waited 195 s here
+    runner.queue_hint_min_s = QUEUE_HINT_MIN_S
+    job = make_job(tmp_path)
+    got = run(runner, [job], lambda: provider(emu), timeout=15.0)[job.id]
+    assert got.state is State.READY, got.message
+    assert emu.count("POST", TXT2IMG) == 7 and len(emu.jobs_of("inference")) == 1
 
 
 def one_with(emu: ScenarioEmulator, journal: Journal, tmp_path: Path, job: Job | None = None,
