@@ -88,9 +88,11 @@ test-gui: venv
 	../shared/tools/real-blender setup
 	$(PY) tests/gui/run_gui.py
 # One soak run: its seed is printed first, and a failing run's whole log is kept under
-# build/soak/ (its path printed). SOAK_SEED=<seed> replays a run.
+# build/soak/ (its path printed). SOAK_SEED=<seed> replays a run; SOAK_HOG=1 replays it with
+# the CPU hogs a hogged run of a series had.
+SOAK_HOG ?= 0
 soak: venv
-	$(PY) tools/soak_series.py
+	$(PY) tools/soak_series.py --runs 1 --hog $(SOAK_HOG)
 
 # A series of soak runs, SOAK_HOGS of them with a CPU hog per core beside them (stopped after
 # each run); every failure's seed and log are kept; one summary line at the end.

@@ -51,6 +51,10 @@ PROVIDERS = ("MESHY", "TRIVERSE", "DRESSX", "SCENARIO")
 JOB_SECONDS = 1.0  # every emulator's task time (Scenario: half for the image, half for maps)
 SILENT_TIMEOUT_S = 3  # DRESSX "give up after" for the round whose webhooks never come
 ROUND_LIMIT_S = 150.0  # a round that takes longer has a stuck job: fail, do not hang
+# A run with CPU hogs beside it (`make soak-series`) gets this limit once more per hog: its
+# bakes run at a lower priority than the hogs, so a round of 25 Triverse results, each baked
+# onto its object, takes about 200 s there instead of about 30 s (seed 536662957).
+CPU_HOGS = int(os.environ.get("SOAK_CPU_HOGS") or 0)
 # Per-job ceilings on what a job may cost at a service (bounded retries).
 MAX_CREATES = 4  # the first try and 3 retries of a 429 (a 500/drop on a create: exactly 1)
 MAX_STATUS_READS = 80  # polls every 0.05 s of a ~1 s job, with bursts of retried errors
@@ -514,7 +518,7 @@ def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, c
             runs[0].tick()  # the engine's tick, as the modal operator's timer calls it
             if all(eng.jobs[j].state.terminal for j in ids):
                 break
-            if time.monotonic() - t0 > ROUND_LIMIT_S:
+            if time.monotonic() - t0 > ROUND_LIMIT_S * (1 + CPU_HOGS):
                 stuck = [f"{eng.jobs[j].provider} {eng.jobs[j].object_name}: "
                          f"{eng.jobs[j].state.value} {eng.jobs[j].message}"
                          for j in ids if not eng.jobs[j].state.terminal]
