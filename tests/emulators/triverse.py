@@ -648,8 +648,10 @@ class TriverseEmulator(Emulator):
 
     # ---- task objects --------------------------------------------------------------------------
 
-    def _status(self, task: SimTask) -> tuple[str, float]:
-        phase, progress = task.phase()
+    def _status(self, task: SimTask, seen: tuple[str, float] | None = None) -> tuple[str, float]:
+        """The wire status; `seen` is a phase the caller already read, so one answer never
+        mixes two moments (a status FAILED beside the error of a task still running)."""
+        phase, progress = seen or task.phase()
         status = STATUS[phase]
         if phase == "queued" and time.time() - task.created < task.pending_seconds / 2:
             status = "PENDING"
@@ -683,7 +685,7 @@ class TriverseEmulator(Emulator):
     def task_json(self, task: SimTask) -> dict[str, Any]:
         """`GET /tasks/{uuid}` data as it looks right now (newer shape, or the older one)."""
         phase, progress = task.phase()
-        status, _ = self._status(task)
+        status, _ = self._status(task, (phase, progress))
         done = phase in ("succeeded", "failed", "canceled", "expired")
         error: Any = None
         if phase == "failed":
