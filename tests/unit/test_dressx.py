@@ -693,11 +693,6 @@ def test_wall_time_of_four_objects_against_one(tmp_path: Path, journal: Journal)
     assert times[4] < 4 * times[1]
 
 
-def test_print_figures() -> None:
-    """Not a check: prints the figures measured above (-s to see them)."""
-    for label, text in FIGURES.items():
-        print(f"\n[DRESSX] {label}: {text}")
-
 
 # --------------------------------------------------------------------------- test connection
 

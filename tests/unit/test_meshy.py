@@ -665,9 +665,3 @@ def test_the_emulator_runs_by_hand() -> None:
         proc.terminate()
         proc.wait(5)
 
-
-def test_print_status_request_counts() -> None:
-    """Not a check: prints what the runs above cost in status requests (-s to see it)."""
-    for label, counts in STATUS_COUNTS.items():
-        if counts:
-            print(f"{label}: {sum(counts) / len(counts):.1f} status requests per job")

@@ -848,8 +848,3 @@ def test_the_emulator_runs_by_hand() -> None:
         proc.terminate()
         proc.wait(5)
 
-
-def test_print_figures() -> None:
-    """Not a check: prints what the runs above cost in requests (-s to see it)."""
-    for label, value in FIGURES.items():
-        print(f"{label}: {value:.1f}")

@@ -808,8 +808,3 @@ def test_the_emulator_runs_by_hand() -> None:
         proc.terminate()
         proc.wait(5)
 
-
-def test_print_requests_per_job() -> None:
-    """Not a check: prints what the runs above cost in requests per job (-s to see it)."""
-    for label, kinds in REQUESTS_PER_JOB.items():
-        print(f"\n{label}: {kinds}")
