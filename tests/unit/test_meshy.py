@@ -46,7 +46,6 @@ from text_to_texture.providers.meshy import contract as c
 from text_to_texture.providers.meshy import provider as meshy_module
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)
-STATUS_COUNTS: dict[str, list[int]] = {}
 POLL = rf"^{TASKS}/[^/]+$"
 
 
@@ -95,14 +94,6 @@ def pixels(path: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(int(v) for v in arr[h // 2, w // 2][:3]), tuple(int(v) for v in arr[0, 0][:3])
 
 
-def note_status_requests(label: str, emu: MeshyEmulator) -> None:
-    with emu.lock:
-        ids = list(emu.tasks)
-    counts = [emu.status_requests(t) for t in ids]
-    STATUS_COUNTS[label] = counts
-    print(f"\n[{label}] status requests per job: {counts}")
-
-
 def creates(emu: MeshyEmulator) -> list[Any]:
     return [r.body for r in emu.recorded("POST", f"^{RETEXTURE}$")]
 
@@ -147,7 +138,6 @@ def test_several_objects_end_to_end_on_api_v2(emu: MeshyEmulator, tmp_path: Path
     assert len(files) == 12 and not any(r.sent_auth for r in files)  # no key to the storage
     assert not list((tmp_path / "maps").glob(".*"))  # no temp files left
     assert not list(tmp_path.rglob("outside*"))  # the server's file name was ignored
-    note_status_requests("3 objects, job 0.25 s, poll 0.05 s", emu)
 
 
 def test_without_original_uvs_meshy_makes_them_with_uv_mode(

@@ -47,7 +47,6 @@ from text_to_texture.providers.scenario import provider as scenario_module
 
 FAST = RetryPolicy(retries=3, base=0.01, cap=0.05, max_total=5.0)
 PBR_ROLES = {"base_color", "normal", "roughness", "metallic", "height"}
-FIGURES: dict[str, float] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +159,6 @@ def test_pbr_maps_for_several_objects(emu: ScenarioEmulator, tmp_path: Path,
     maps = tmp_path / "maps"
     assert not list(maps.glob(".t2t-*")) and not list(tmp_path.rglob("outside*"))
     assert not list(maps.glob("*smoothness*"))  # inverted into roughness, not left behind
-    FIGURES["requests per job, PBR on, 1 sample"] = (emu.count() - 1) / 3
 
 
 def test_pbr_off_gives_the_seamless_image_as_base_color(emu: ScenarioEmulator, tmp_path: Path,
@@ -173,7 +171,6 @@ def test_pbr_off_gives_the_seamless_image_as_base_color(emu: ScenarioEmulator, t
     np.testing.assert_array_equal(pixels, emu.pixels(image))
     assert_seamless(pixels)
     assert emu.count("POST", TEXTURE) == 0 and emu.count("POST", CONVERTER) == 0
-    FIGURES["requests per job, PBR off, 1 sample"] = emu.count()
 
 
 def test_three_samples_come_back_as_variants(emu: ScenarioEmulator, tmp_path: Path,
@@ -198,7 +195,6 @@ def test_three_samples_come_back_as_variants(emu: ScenarioEmulator, tmp_path: Pa
         assert Path(got.maps[key("normal")]).name == (
             "Wall_normal.png" if n == 0 else f"Wall_normal_v{n}.png")
     assert not np.array_equal(colors[0], colors[1]) and not np.array_equal(colors[1], colors[2])
-    FIGURES["requests per job, PBR on, 3 samples"] = emu.count()
 
 
 def test_three_samples_without_pbr(emu: ScenarioEmulator, tmp_path: Path,
@@ -802,9 +798,15 @@ def test_the_emulator_follows_the_documents(emu: ScenarioEmulator) -> None:
                                timeout=5).json()["job"]
         seen.append((current["status"], current["progress"], current["metadata"]))
         time.sleep(0.01)
+    # What a poller sees depends on when it polls (a loaded machine skips the 20 ms "pending"),
+    # so the answers are checked for order and the full sequence on the job's own clock.
+    order = ["pending", "queued", "warming-up", "in-progress", "finalizing", "success"]
     statuses = [s for s, _, _ in seen]
-    assert statuses[0] == "pending" and {"queued", "warming-up", "in-progress",
-                                         "finalizing"} <= set(statuses)
+    assert set(statuses) <= set(order) and statuses == sorted(statuses, key=order.index)
+    task = emu.tasks[job["jobId"]]
+    span = task.pending_seconds + task.job_seconds
+    clock = [emu.scenario_status(task, task.created + span * i / 400)[0] for i in range(402)]
+    assert list(dict.fromkeys(clock)) == order
     assert all(0.0 <= p <= 1.0 for _, p, _ in seen) and seen[-1][1] == 1.0
     assert all("assetIds" not in m for s, _, m in seen if s != "success")
     asset_ids = seen[-1][2]["assetIds"]
