@@ -451,9 +451,12 @@ def test_soak(blender, services, monkeypatch: pytest.MonkeyPatch) -> None:  # ty
     spies = Spies()
     spies.install(monkeypatch)
     try:
-        _run_soak(bpy, emus, plan, spies, ctx, monkeypatch)
+        problems, outcome = _run_soak(bpy, emus, plan, spies, ctx, monkeypatch)
     finally:
         logging.getLogger(LOG_PREFIX).removeHandler(spies.handler)
+    assert not problems, f"{ctx} {len(problems)} problem(s):\n" + "\n".join(problems[:40])
+    assert sum(outcome.values()) == JOBS, (ctx, outcome)
+    print(f"soak {ctx}: {dict(outcome)}; every job as its faults imply", flush=True)
 
 
 def _stuck_report(eng: Any, stuck: list[str]) -> str:
@@ -475,7 +478,9 @@ def _stuck_report(eng: Any, stuck: list[str]) -> str:
 
 
 def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, ctx: str,
-              monkeypatch: pytest.MonkeyPatch) -> None:
+              monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Counter[str]]:
+    """Runs every round; returns what the checks after the run found wrong, and how each job
+    ended (the test asserts both)."""
     gen = installed("blender.batch")
     eng = installed("blender.engine").engine()
     settings = bpy.context.scene.text_to_texture
@@ -576,9 +581,7 @@ def _run_soak(bpy: Any, emus: dict[str, Any], plan: list[Round], spies: Spies, c
             if problem:
                 problems.append(f"{pid} report: {problem}: {text!r}")
     problems += _journal_leaks(eng, keys)
-    assert not problems, f"{ctx} {len(problems)} problem(s):\n" + "\n".join(problems[:40])
-    outcome = Counter(eng.jobs[r.job_id].state.value for r in records)
-    print(f"soak {ctx}: {dict(outcome)}; every job as its faults imply", flush=True)
+    return problems, Counter(eng.jobs[r.job_id].state.value for r in records)
 
 
 # --------------------------------------------------------------------------- expectations

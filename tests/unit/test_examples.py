@@ -150,4 +150,6 @@ def test_every_example_has_a_check_and_every_check_an_example() -> None:
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_each_documented_example_parses(name: str) -> None:
-    CHECKS[name](examples()[name])
+    doc = examples()[name]
+    assert isinstance(doc, dict) and doc, f"{name}: a provider answers with a JSON object"
+    CHECKS[name](doc)

@@ -116,7 +116,13 @@ def test_plain_http_is_refused_beyond_loopback(url: str) -> None:
 @pytest.mark.parametrize("url", ["https://api.example.com", "http://127.0.0.1:9",
                                  "http://127.8.9.10", "http://localhost:5000", "http://[::1]:80"])
 def test_https_and_loopback_are_accepted(url: str) -> None:
-    HttpClient(url, bearer(KEY), "Acme").close()
+    client = HttpClient(url, bearer(KEY), "Acme")
+    try:
+        assert client.base_url == url
+        # Loopback result links are allowed only when the base itself is loopback (issue 13).
+        assert client.loopback_base is url.startswith("http://")
+    finally:
+        client.close()
 
 
 def test_a_key_with_a_line_break_is_refused_without_echoing_it() -> None:
