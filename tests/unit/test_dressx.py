@@ -688,7 +688,6 @@ def test_wall_time_of_four_objects_against_one(tmp_path: Path, journal: Journal)
     assert times[4] < 4 * times[1]
 
 
-
 # --------------------------------------------------------------------------- test connection
 
 
